@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# DiffRhythm recipe: 0 data, 1 extract, 2 train, 3 generate, 4 evaluate + report.
+# With no arguments every stage runs on the embedded Bach-chorale set with the weight-free defaults.
+#   bash egs/diffrhythm/run.sh --stage 2 --stop_stage 3 backbone.depth=4 train.max_steps=200
+#   bash egs/diffrhythm/run.sh --pretrained /path/to/published --stage 3
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+cd "$here"
+. ../_common/stages.sh
+
+stage=0
+stop_stage=4
+conf=conf/default.yaml
+exp=exp/default
+data=""             # a folder of your songs; empty = the embedded chorale set
+pretrained=""       # a folder with the published DiT, vae_model.pt and MuQ-MuLan: skips training
+num_pieces=12       # size of the embedded set
+_recipe_options="stage stop_stage conf exp data pretrained num_pieces"
+. ../_common/parse_options.sh
+
+python=$(toolkit_python)
+export HF_HUB_OFFLINE=1
+mkdir -p "$exp"
+
+require_cli() {  # stage number, stage name, CLI module
+  "$python" -c "import importlib.util,sys; sys.exit(importlib.util.find_spec('toolkit.bin.$3') is None)" \
+    || not_available "$1" "$2"
+}
+
+if stage_enabled 0; then
+  require_cli 0 data prepare
+  songs=$data
+  if [ -z "$songs" ]; then
+    songs=data/chorales
+    log "stage 0: building the embedded chorale set ($num_pieces pieces) in $songs"
+    "$python" -m toolkit.bin.make_chorales --out "$songs" --num-pieces "$num_pieces"
+  fi
+  log "stage 0: preparing manifests from $songs"
+  "$python" -m toolkit.bin.prepare --data "$songs" --out "$exp/data"
+fi
+
+if stage_enabled 1; then
+  require_cli 1 extract extract
+  log "stage 1: extracting latents, style embeddings and lyric tokens"
+  "$python" -m toolkit.bin.extract --config "$conf" --manifest-dir "$exp/data" --out "$exp/features" "${overrides[@]}"
+fi
+
+if stage_enabled 2; then
+  if [ -n "$pretrained" ]; then
+    log "stage 2: skipped (--pretrained given)"
+  else
+    require_cli 2 train train
+    log "stage 2: training"
+    "$python" -m toolkit.bin.train --config "$conf" --exp "$exp" --features "$exp/features" "${overrides[@]}"
+  fi
+fi
+
+if stage_enabled 3; then
+  require_cli 3 generate generate
+  log "stage 3: generating songs"
+  if [ -n "$pretrained" ]; then
+    model_args=(--pretrained "$pretrained")
+  else
+    model_args=(--ckpt "$exp/checkpoints/last.pt")
+  fi
+  "$python" -m toolkit.bin.generate "${model_args[@]}" --requests "$exp/data/valid.jsonl" --out "$exp/songs" "${overrides[@]}"
+fi
+
+if stage_enabled 4; then
+  require_cli 4 evaluate evaluate
+  log "stage 4: evaluating"
+  "$python" -m toolkit.bin.evaluate songs --songs "$exp/songs" --manifest "$exp/data/valid.jsonl" --out "$exp/report"
+fi
+log "done: see $exp"

@@ -1,0 +1,1 @@
+"""Registered backbones: networks that predict the flow velocity."""

@@ -1,0 +1,1 @@
+"""Thin command-line entry points; each stage of a recipe script calls one of them."""

@@ -1,0 +1,1 @@
+"""Registered codecs: audio <-> continuous latent frames."""

@@ -1,0 +1,1 @@
+"""Registered conditioners: lyrics, style and time conditions for the backbones."""

@@ -1,0 +1,1 @@
+"""Data preparation, feature extraction and datasets."""

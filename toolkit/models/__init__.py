@@ -1,0 +1,1 @@
+"""Recipes: each assembles codec, conditioners, backbone, objective and sampler from a config."""
