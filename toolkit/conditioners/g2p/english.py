@@ -139,15 +139,18 @@ def clean_for_espeak(text: str) -> str:
     return re.sub(r"\s+", " ", text)
 
 
-def espeak_phones(text: str, language: str) -> str:
-    """Cleaned text -> 'p|h|o|n|e|s|_|...' with punctuation as its own phone."""
+def espeak_raw(text: str, language: str) -> str:
+    """Cleaned text -> phonemizer's output: phones joined by '|', words by '|_|', punctuation glued on."""
     from phonemizer.separator import Separator
 
     backend = espeak_backend(language)
     separator = Separator(word="|_|", syllable="-", phone="|")
-    out = backend.phonemize([clean_for_espeak(text)], separator=separator, strip=True, njobs=1)
-    phones = "\n".join(out)
-    phones = re.sub(r"([,\.\?!;:\'…])", r"|\1|", phones)
+    return "\n".join(backend.phonemize([clean_for_espeak(text)], separator=separator, strip=True, njobs=1))
+
+
+def espeak_phones(text: str, language: str) -> str:
+    """Cleaned text -> 'p|h|o|n|e|s|_|...' with each punctuation mark as its own phone."""
+    phones = re.sub(r"([,\.\?!;:\'…])", r"|\1|", espeak_raw(text, language))
     phones = re.sub(r"\|+", "|", phones)
     return phones.rstrip("|")
 
