@@ -1,0 +1,138 @@
+"""Song embeddings for the distribution distances and style adherence.
+
+`--embedding` choices:
+- `features`: the weight-free `style_features` conditioner (librosa features of the middle clip ->
+  a deterministic 512-d unit vector). Audio only: a text style prompt cannot be embedded.
+- `mulan:PATH`: the `style_mulan` conditioner with local MuQ-MuLan weights in PATH (audio and text).
+- `clap:PATH`: a CLAP model (transformers `ClapModel`) from a local folder PATH (audio and text).
+
+Every embedder returns float64 numpy vectors, so the distances do not care where they came from.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..optional import require
+
+
+class EmbeddingError(ValueError):
+    """An --embedding choice that cannot be used."""
+
+
+class Embedder:
+    """Embeds audio files and (when the model can) text prompts into one space."""
+
+    name = "embedder"
+    supports_text = False
+
+    def embed_audio(self, path: str | os.PathLike) -> np.ndarray:
+        raise NotImplementedError
+
+    def embed_text(self, text: str) -> np.ndarray | None:
+        return None
+
+    def embed_style(self, style: Any) -> np.ndarray | None:
+        """A style prompt as the generation manifest records it ({"audio": path|None, "text": str|None},
+        a path or a text) -> embedding, or None when there is nothing this embedder can embed.
+        Audio wins over text when both are given (the generator conditions on the audio then).
+        """
+        if style is None:
+            return None
+        if isinstance(style, dict):
+            audio, text = style.get("audio"), style.get("text")
+        elif isinstance(style, (str, os.PathLike)) and Path(style).is_file():
+            audio, text = style, None
+        else:
+            audio, text = None, str(style)
+        if audio:
+            return self.embed_audio(audio)
+        if text and self.supports_text:
+            return self.embed_text(text)
+        return None
+
+
+class ConditionerEmbedder(Embedder):
+    """Uses a registered style conditioner's deterministic `prepare` (features, MuQ-MuLan)."""
+
+    def __init__(self, node: Any, name: str, supports_text: bool):
+        from ..registry import CONDITIONERS
+
+        self.conditioner = CONDITIONERS.build(node)
+        self.name = name
+        self.supports_text = supports_text
+
+    def _embed(self, value: Any) -> np.ndarray:
+        import torch
+
+        with torch.no_grad():
+            return self.conditioner.prepare(value).detach().double().cpu().numpy().ravel()
+
+    def embed_audio(self, path: str | os.PathLike) -> np.ndarray:
+        return self._embed({"audio": os.fspath(path)})
+
+    def embed_text(self, text: str) -> np.ndarray | None:
+        return self._embed({"text": text}) if self.supports_text else None
+
+
+class ClapEmbedder(Embedder):
+    """CLAP audio/text embeddings from a local transformers checkpoint folder (no download)."""
+
+    supports_text = True
+
+    def __init__(self, path: str | os.PathLike, clip_seconds: float = 10.0):
+        transformers = require("transformers", "muq", "CLAP embeddings")
+        path = Path(path)
+        if not (path / "config.json").is_file():
+            raise EmbeddingError(f"clap:{path}: no config.json there; give the folder of a transformers CLAP "
+                                 "checkpoint (e.g. laion/clap-htsat-unfused saved with save_pretrained)")
+        self.model = transformers.ClapModel.from_pretrained(str(path), local_files_only=True).eval()
+        self.processor = transformers.ClapProcessor.from_pretrained(str(path), local_files_only=True)
+        self.sample_rate = int(self.processor.feature_extractor.sampling_rate)
+        self.clip_seconds = clip_seconds
+        self.name = f"clap:{path}"
+
+    def embed_audio(self, path: str | os.PathLike) -> np.ndarray:
+        import torch
+
+        from ..audio import audio_duration, load_audio
+        from ..conditioners.style_common import middle_start
+
+        duration = audio_duration(path)
+        wav, _ = load_audio(path, sample_rate=self.sample_rate, channels=1,
+                            offset=middle_start(duration, self.clip_seconds), duration=self.clip_seconds)
+        inputs = self.processor(audios=wav[0].numpy(), sampling_rate=self.sample_rate, return_tensors="pt")
+        with torch.no_grad():
+            emb = self.model.get_audio_features(**inputs)
+        return _unit(emb[0].double().numpy())
+
+    def embed_text(self, text: str) -> np.ndarray:
+        import torch
+
+        inputs = self.processor(text=[text], return_tensors="pt", padding=True)
+        with torch.no_grad():
+            emb = self.model.get_text_features(**inputs)
+        return _unit(emb[0].double().numpy())
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    norm = np.linalg.norm(x)
+    return x / norm if norm > 0 else x
+
+
+def build_embedder(spec: str) -> Embedder:
+    """`features`, `mulan:PATH` or `clap:PATH` -> an Embedder."""
+    kind, _, path = spec.partition(":")
+    if kind == "features":
+        return ConditionerEmbedder("style_features", "features", supports_text=False)
+    if kind in ("mulan", "clap") and not path:
+        raise EmbeddingError(f"--embedding {kind} needs the local weights folder: --embedding {kind}:PATH")
+    if kind == "mulan":
+        return ConditionerEmbedder({"type": "style_mulan", "path": path}, f"mulan:{path}", supports_text=True)
+    if kind == "clap":
+        return ClapEmbedder(path)
+    raise EmbeddingError(f"unknown --embedding '{spec}'; choose features, mulan:PATH or clap:PATH")
