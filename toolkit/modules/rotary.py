@@ -58,7 +58,7 @@ class RotaryEmbedding(nn.Module):
 
     def reset_buffers(self) -> None:
         """Recompute inv_freq (after `to_empty` from the meta device)."""
-        self.inv_freq = self._inv_freq(self.inv_freq.device)
+        self.inv_freq = self._inv_freq(self.inv_freq.device).to(self.inv_freq.dtype)
 
     def forward(self, num_positions: int, dtype: torch.dtype = torch.float32,
                 positions: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,0 +1,189 @@
+"""Load published DiffRhythm DiT checkpoints into `DiffRhythmDiT`, strictly.
+
+Formats (reference/diffrhythm.md section 8):
+  * `cfm_model.pt` as published on the hub: {"model_state_dict": fp16 tensors, keys "transformer.*"};
+  * upstream trainer checkpoints: {"ema_model_state_dict": keys "ema_model.transformer.*" plus the EMA
+    bookkeeping entries `initted` / `step`, "model_state_dict": the online weights, ...};
+  * `.safetensors`: the state dict itself (any of the prefixes above).
+Every file is read with `torch.load(weights_only=True)` (or safetensors), and loading is strict: a
+mismatch raises `CheckpointMismatchError` listing missing, unexpected and wrong-shape keys.
+
+Variants: `base` (v1.0 / v1.2 base, 2048 frames), `full` (v1.2 full, 6144 frames, with the song-duration
+embedding) and `full-v1.0` (6144 frames, no duration embedding). A v1.2 full checkpoint is recognised by
+its `duration_time_embed.*` keys; base and v1.0 full have identical keys, so which of the two a file is
+must come from the caller (`variant=`), never from a guess.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping
+
+import torch
+
+from ...backbones.dit_diffrhythm import DiffRhythmDiT
+
+RELEASED_CONFIG = dict(dim=2048, depth=16, ff_mult=4, text_dim=512, conv_layers=4, latent_dim=64,
+                       text_num_embeds=363, style_dim=512, num_heads=32)
+VARIANTS = {
+    "base": dict(max_frames=2048, duration_embed=False),
+    "full": dict(max_frames=6144, duration_embed=True),        # DiffRhythm v1.2 full
+    "full-v1.0": dict(max_frames=6144, duration_embed=False),  # DiffRhythm v1.0 full (no duration MLP)
+}
+DURATION_PREFIX = "duration_time_embed."
+# Prefixes stripped from checkpoint keys, longest first (trainer EMA copy, CFM wrapper).
+KEY_PREFIXES = ("ema_model.transformer.", "transformer.", "ema_model.")
+EMA_BOOKKEEPING = ("initted", "step")
+
+
+class CheckpointMismatchError(RuntimeError):
+    """A state dict does not fit the model; the message lists missing, unexpected and wrong-shape keys."""
+
+    def __init__(self, message: str, missing: list[str], unexpected: list[str],
+                 wrong_shape: list[tuple[str, tuple, tuple]]):
+        super().__init__(message)
+        self.missing, self.unexpected, self.wrong_shape = missing, unexpected, wrong_shape
+
+
+def released_config(variant: str = "base") -> dict:
+    """Constructor kwargs of the released 1.1 B-parameter DiT (config/diffrhythm-1b.json) for a variant."""
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown DiffRhythm variant '{variant}'; known: {', '.join(VARIANTS)}")
+    return {**RELEASED_CONFIG, **VARIANTS[variant]}
+
+
+def build_released_backbone(variant: str = "base", device: str | torch.device | None = None,
+                            dtype: torch.dtype | None = None) -> DiffRhythmDiT:
+    """The released-size DiT with fresh weights (use `device="meta"` for a weightless shape check)."""
+    with torch.device(device or "cpu"):
+        model = DiffRhythmDiT(**released_config(variant))
+    return model if dtype is None else model.to(dtype)
+
+
+def _read_file(path: Path) -> Mapping[str, torch.Tensor]:
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path), device="cpu")
+    # mmap keeps a 2.2 GB fp16 file out of RAM until each tensor is copied into the model.
+    return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+
+
+def read_state_dict(path: str | Path, use_ema: bool | None = None) -> dict[str, torch.Tensor]:
+    """A checkpoint file -> the DiT's state dict (prefixes stripped, EMA bookkeeping dropped).
+
+    use_ema: None -> "model_state_dict" if present (what upstream inference loads, and all a published
+    `cfm_model.pt` holds), else "ema_model_state_dict"; True / False pick one and fail if it is absent.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"DiffRhythm checkpoint {path} does not exist")
+    raw = _read_file(path)
+    if "model_state_dict" in raw or "ema_model_state_dict" in raw:
+        if use_ema is None:
+            key = "model_state_dict" if "model_state_dict" in raw else "ema_model_state_dict"
+        else:
+            key = "ema_model_state_dict" if use_ema else "model_state_dict"
+        if key not in raw:
+            raise KeyError(f"{path} has no '{key}' (it holds {sorted(raw)})")
+        state = raw[key]
+    else:
+        if use_ema:
+            raise KeyError(f"{path} is a bare state dict; it has no 'ema_model_state_dict'")
+        state = raw
+    return strip_prefixes(state)
+
+
+def strip_prefixes(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Remove `transformer.` / `ema_model.transformer.` prefixes and the EMA's `initted` / `step` entries."""
+    out = {}
+    for key, value in state.items():
+        if key in EMA_BOOKKEEPING or key in {f"ema_model.{k}" for k in EMA_BOOKKEEPING}:
+            continue
+        for prefix in KEY_PREFIXES:
+            if key.startswith(prefix):
+                key = key[len(prefix):]
+                break
+        out[key] = value
+    return out
+
+
+def detect_variant(state: Mapping[str, torch.Tensor], variant: str | None = None) -> str:
+    """The variant a state dict belongs to; `variant` is the caller's word for base vs v1.0 full.
+
+    Duration-embedding keys -> "full" (v1.2). Without them the file is "base" or "full-v1.0" (identical
+    keys): the caller must say which, and a caller's "full" for such a file is an error.
+    """
+    has_duration = any(k.startswith(DURATION_PREFIX) for k in state)
+    if has_duration:
+        if variant not in (None, "full"):
+            raise ValueError(f"the checkpoint has duration-embedding keys (DiffRhythm v1.2 full), "
+                             f"but variant '{variant}' was requested; use variant='full'")
+        return "full"
+    if variant is None:
+        raise ValueError("this checkpoint has no duration embedding, so it is either 'base' (2048 frames, 95 s) "
+                         "or 'full-v1.0' (6144 frames, 285 s); their keys are identical: pass variant= explicitly")
+    if variant == "full":
+        raise ValueError("variant 'full' (v1.2) needs duration-embedding keys, which this checkpoint lacks; "
+                         "for DiffRhythm v1.0 full use variant='full-v1.0', for a base model variant='base'")
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown DiffRhythm variant '{variant}'; known: {', '.join(VARIANTS)}")
+    return variant
+
+
+def mismatch_report(model: torch.nn.Module, state: Mapping[str, torch.Tensor]):
+    """(missing, unexpected, wrong_shape) of `state` against `model.state_dict()`."""
+    expected = model.state_dict()
+    missing = sorted(k for k in expected if k not in state)
+    unexpected = sorted(k for k in state if k not in expected)
+    wrong = sorted((k, tuple(state[k].shape), tuple(v.shape)) for k, v in expected.items()
+                   if k in state and tuple(state[k].shape) != tuple(v.shape))
+    return missing, unexpected, wrong
+
+
+def _listing(title: str, items: list[str], limit: int = 20) -> str:
+    shown = "\n".join(f"    {item}" for item in items[:limit])
+    more = f"\n    ... and {len(items) - limit} more" if len(items) > limit else ""
+    return f"  {title} ({len(items)}):\n{shown}{more}"
+
+
+def load_state_dict_strict(model: torch.nn.Module, state: Mapping[str, torch.Tensor], source: str = "state dict",
+                           assign: bool = False) -> None:
+    """load_state_dict(strict=True) with a readable error naming every missing / unexpected / wrong-shape key."""
+    missing, unexpected, wrong = mismatch_report(model, state)
+    if missing or unexpected or wrong:
+        parts = [f"{source} does not match {type(model).__name__}:"]
+        if missing:
+            parts.append(_listing("missing keys (in the model, not in the file)", missing))
+        if unexpected:
+            parts.append(_listing("unexpected keys (in the file, not in the model)", unexpected))
+        if wrong:
+            parts.append(_listing("wrong-shape keys (file shape vs model shape)",
+                                  [f"{k}: {f} vs {m}" for k, f, m in wrong]))
+        if any(k.startswith(DURATION_PREFIX) for k in missing + unexpected):
+            parts.append("  hint: duration_time_embed.* exists only in DiffRhythm v1.2 full (variant 'full')")
+        raise CheckpointMismatchError("\n".join(parts), missing, unexpected, wrong)
+    model.load_state_dict(state, strict=True, assign=assign)
+
+
+def load_diffrhythm_checkpoint(path: str | Path, variant: str | None = None, *, dtype: torch.dtype = torch.float32,
+                               device: str | torch.device = "cpu", use_ema: bool | None = None,
+                               config: Mapping | None = None) -> DiffRhythmDiT:
+    """Build the DiT for a published checkpoint and load it strictly.
+
+    variant: "base" / "full" / "full-v1.0" (see the module docstring); may be omitted only for a v1.2
+    full file. config: constructor kwargs overriding the released size (e.g. a small fine-tune).
+    dtype: weights are cast to it (fp32 is the right choice on CPUs; the files are fp16).
+    The model is built on the meta device and materialised once, so peak memory is one copy of the
+    weights in `dtype` (plus the memory-mapped file).
+    """
+    state = read_state_dict(path, use_ema=use_ema)
+    variant = detect_variant(state, variant)
+    kwargs = {**released_config(variant), **(config or {})}
+    with torch.device("meta"):
+        model = DiffRhythmDiT(**kwargs)
+    model = model.to_empty(device=device).to(dtype)
+    model.reset_buffers()
+    # load_state_dict copies tensor by tensor, casting fp16 -> dtype on the way (no second full copy).
+    load_state_dict_strict(model, state, source=str(path))
+    return model.eval()
