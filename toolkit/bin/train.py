@@ -1,0 +1,156 @@
+"""Train a recipe, or merge a LoRA checkpoint into plain weights.
+
+  python -m toolkit.bin.train --config CONF --exp EXP --features FEATURES_DIR [key=value ...]
+  accelerate launch --multi_gpu --num_processes N -m toolkit.bin.train --config ... (several processes)
+  python -m toolkit.bin.train export-lora --checkpoint EXP/checkpoints/last.pt --out merged.pt [--no-ema]
+
+Training resumes from EXP/checkpoints/last.pt when it exists. See docs/training.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+from toolkit.bin.common import UsageError, friendly_errors, register_user_error
+
+
+def _register_errors() -> None:
+    from toolkit.models.diffrhythm.checkpoints import CheckpointMismatchError
+    from toolkit.training.checkpoint import CheckpointError
+
+    register_user_error(CheckpointError)
+    register_user_error(CheckpointMismatchError)
+
+
+def default_build_recipe(cfg):
+    try:
+        from toolkit.models.factory import build_recipe
+    except ImportError as err:
+        raise UsageError(f"cannot build the recipe: toolkit.models.factory.build_recipe is not available ({err})")
+    return build_recipe(cfg)
+
+
+def build_dataset(node: Any, features_dir: str | Path | None, seed: int):
+    """A dataset from a `data:` node; `features_dir` and `seed` are passed when the class takes them.
+
+    A `valid:` entry inside the node is not a constructor argument (see `build_valid_dataset`).
+    """
+    from toolkit.registry import DATASETS, split_node
+
+    name, kwargs = split_node(node, "dataset")
+    kwargs.pop("valid", None)
+    params = inspect.signature(DATASETS.get(name).__init__).parameters
+    extra = {}
+    if features_dir is not None and "features_dir" in params and "features_dir" not in kwargs:
+        extra["features_dir"] = str(features_dir)
+    if "seed" in params and "seed" not in kwargs:
+        extra["seed"] = seed
+    return DATASETS.build({"type": name, **kwargs}, **extra)
+
+
+def build_valid_dataset(node: Any, features_dir, seed: int):
+    """`data.valid: {...}` overrides the training node's arguments for a held-out validation dataset."""
+    from toolkit.registry import split_node
+
+    if isinstance(node, str):
+        return None
+    name, kwargs = split_node(node, "dataset")
+    valid = kwargs.pop("valid", None)
+    if not valid:
+        return None
+    return build_dataset({"type": name, **kwargs, **valid}, features_dir, seed)
+
+
+def run_training(config: str, exp: str, features: str | None, overrides: list[str],
+                 build_recipe: Callable | None = None) -> dict:
+    from toolkit.config import load_config, save_config, to_plain
+    from toolkit.training.config import TrainConfig
+    from toolkit.training.rng import seed_everything
+    from toolkit.training.trainer import Trainer, make_accelerator
+
+    cfg = load_config(config, overrides)
+    if "data" not in cfg:
+        raise UsageError(f"{config} has no data: section (the training dataset)")
+    train_cfg = TrainConfig.from_config(cfg.get("train", {}))
+    if features is not None and not Path(features).is_dir():
+        raise FileNotFoundError(f"features directory {features} does not exist (run the extract stage first)")
+    accelerator = make_accelerator(train_cfg)
+    exp_dir = Path(exp)
+    if accelerator.is_main_process:
+        exp_dir.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, exp_dir / "config.yaml")
+    seed_everything(train_cfg.seed)  # the same initial weights on every process and every run
+    recipe = (build_recipe or default_build_recipe)(cfg)
+    data = to_plain(cfg.data)
+    dataset = build_dataset(data, features, train_cfg.seed)
+    valid = build_valid_dataset(data, features, train_cfg.seed)
+    trainer = Trainer(recipe, dataset, exp_dir, cfg, valid_dataset=valid, accelerator=accelerator)
+    summary = trainer.fit()
+    accelerator.end_training()
+    return summary
+
+
+def export_lora(checkpoint: str, out: str, use_ema: bool = True) -> Path:
+    """Merge the LoRA adapters of a trainer checkpoint into plain weights.
+
+    Writes {"format_version", "model_state_dict", "config" (train.lora removed), "toolkit_version"}: it loads
+    with read_model_weights / train.init_from into the recipe built without LoRA.
+    """
+    import copy
+
+    from toolkit import __version__
+    from toolkit.io import atomic_torch_save
+    from toolkit.training.checkpoint import FORMAT_VERSION, load_checkpoint, read_model_weights
+    from toolkit.training.lora import has_lora, merge_lora_state_dict
+
+    ckpt = load_checkpoint(checkpoint)
+    state = read_model_weights(checkpoint, use_ema=use_ema)
+    if not has_lora(state):
+        raise UsageError(f"{checkpoint} has no LoRA adapters (train.lora.rank was 0): its weights are plain already")
+    merged = merge_lora_state_dict(state)
+    config = copy.deepcopy(ckpt.get("config", {}))
+    config.get("train", {}).pop("lora", None)
+    config.get("train", {}).pop("init_from", None)
+    payload = {"format_version": FORMAT_VERSION, "model_state_dict": {k: v.detach().clone() for k, v in merged.items()},
+               "config": config, "step": ckpt.get("step"), "toolkit_version": __version__}
+    path = atomic_torch_save(payload, out)
+    n = sum(1 for k in state if k.endswith(".lora_A"))
+    print(f"merged {n} LoRA layers ({'EMA' if use_ema and 'ema_model_state_dict' in ckpt else 'online'} weights) "
+          f"into {path}")
+    return path
+
+
+def main(argv: list[str] | None = None, *, build_recipe: Callable | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    _register_errors()
+    return _main(argv, build_recipe)
+
+
+@friendly_errors("toolkit-train")
+def _main(argv: list[str], build_recipe: Callable | None) -> int:
+    if argv and argv[0] == "export-lora":
+        parser = argparse.ArgumentParser(prog="toolkit-train export-lora",
+                                         description="merge LoRA adapters into a plain checkpoint")
+        parser.add_argument("--checkpoint", required=True, help="a trainer checkpoint (e.g. EXP/checkpoints/last.pt)")
+        parser.add_argument("--out", required=True, help="where to write the merged checkpoint")
+        parser.add_argument("--no-ema", action="store_true", help="merge the online weights, not the EMA weights")
+        args = parser.parse_args(argv[1:])
+        export_lora(args.checkpoint, args.out, use_ema=not args.no_ema)
+        return 0
+    parser = argparse.ArgumentParser(prog="toolkit-train", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", required=True, help="recipe config (YAML)")
+    parser.add_argument("--exp", required=True, help="experiment folder (config, checkpoints, logs)")
+    parser.add_argument("--features", default=None, help="folder of extracted features (the extract stage's output)")
+    parser.add_argument("overrides", nargs="*", help="config overrides key=value (e.g. train.max_steps=200)")
+    args = parser.parse_args(argv)
+    run_training(args.config, args.exp, args.features, args.overrides, build_recipe=build_recipe)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
