@@ -15,6 +15,7 @@ from typing import Any, Sequence
 import torch
 
 from ..protocols import Dataset
+from ..conditioners.lyrics_lrc import place_tokens
 from ..registry import DATASETS
 from ..training.rng import keyed_generator
 from .windows import choose_window
@@ -42,9 +43,10 @@ def feature_path(features_dir: str | Path, entry: dict[str, Any]) -> Path:
 class LatentWindows(Dataset):
     """Random windows of cached song latents with lyrics shifted into the window and the start time."""
 
-    def __init__(self, features_dir: str, manifest: str, max_frames: int = 2048, seed: int = 0,
+    def __init__(self, features_dir: str, split: str = "train", max_frames: int = 2048, seed: int = 0,
                  end_at_last_line: bool = False, min_frames: int = 1):
         self.features_dir = Path(features_dir)
+        manifest = self.features_dir / f"{split}.jsonl"
         entries = read_manifest(manifest)
         missing = [song_id(e) for e in entries if not feature_path(self.features_dir, e).is_file()]
         if missing:
@@ -69,9 +71,7 @@ class LatentWindows(Dataset):
         window = choose_window(latent.shape[0], self.max_frames, lines, float(song["frame_rate"]),
                                keyed_generator(self.seed, "window", step, position),
                                self.end_at_last_line, self.min_frames)
-        from ..conditioners.lyrics_lrc import place_lines
-
-        tokens = place_lines(window.lines, window.frames, float(song["frame_rate"]))
+        tokens = place_tokens(window.lines, window.frames, frame_rate=float(song["frame_rate"]))
         return {
             "latent": latent[window.start:window.start + window.frames].float(),
             "lyrics": tokens,

@@ -29,6 +29,14 @@ class SongResult:
     info: dict[str, Any] = field(default_factory=dict)
 
 
+def build_frontend(codec: Any, lyrics: Any, style: Any, max_frames: int) -> tuple[Codec, Any, Any]:
+    """The frozen codec and the conditioners, wired as the recipe wires them (feature extraction uses it)."""
+    codec_module: Codec = CODECS.build(codec)
+    codec_module.requires_grad_(False).eval()
+    lyrics_module = CONDITIONERS.build(lyrics, frame_rate=codec_module.frame_rate, max_frames=int(max_frames))
+    return codec_module, lyrics_module, CONDITIONERS.build(style)
+
+
 @RECIPES.register("diffrhythm")
 class DiffRhythm(Recipe):
     """DiffRhythm: full songs from time-stamped lyrics and a style prompt (DiT + CFM over codec latents)."""
@@ -37,14 +45,11 @@ class DiffRhythm(Recipe):
                  objective: Any = "cfm", sampler: Any = "flow", max_frames: int = 2048,
                  default_seconds: float | None = None, negative_style: str | None = "null"):
         super().__init__()
-        codec_module: Codec = CODECS.build(codec)
-        codec_module.requires_grad_(False).eval()
+        codec_module, self.lyrics, self.style = build_frontend(codec, lyrics, style, max_frames)
         object.__setattr__(self, "codec", codec_module)  # frozen: not a submodule, not in state_dict
         self.max_frames = int(max_frames)
         self.frame_rate = codec_module.frame_rate
         self.default_seconds = default_seconds
-        self.lyrics = CONDITIONERS.build(lyrics, frame_rate=self.frame_rate, max_frames=self.max_frames)
-        self.style = CONDITIONERS.build(style)
         self.transformer = BACKBONES.build(backbone, latent_dim=codec_module.latent_dim, max_frames=self.max_frames)
         self.objective = OBJECTIVES.build(objective)
         self.sampler = SAMPLERS.build(sampler)
@@ -126,8 +131,7 @@ class DiffRhythm(Recipe):
     def prepare_lyrics(self, request: SongRequest, num_frames: int) -> torch.Tensor:
         if request.instrumental or not (request.lrc or request.lyrics):
             return torch.zeros(num_frames, dtype=torch.long)
-        value = request.lrc if request.lrc else {"plain": request.lyrics}
-        return self.lyrics.prepare(value, num_frames=num_frames)
+        return self.lyrics.prepare(request.lrc or request.lyrics, num_frames=num_frames)
 
     def reference_latent(self, request: SongRequest) -> torch.Tensor | None:
         if not request.ref_song:
