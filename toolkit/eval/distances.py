@@ -47,7 +47,8 @@ def frechet_distance(x: Any, y: Any, eps: float = 1e-6) -> float:
     s_x = np.cov(x, rowvar=False) if len(x) > 1 else np.zeros((d, d))
     s_y = np.cov(y, rowvar=False) if len(y) > 1 else np.zeros((d, d))
     s_x, s_y = np.atleast_2d(s_x), np.atleast_2d(s_y)
-    covmean, _ = linalg.sqrtm(s_x @ s_y, disp=False)
+    with np.errstate(all="ignore"):
+        covmean = linalg.sqrtm(s_x @ s_y)
     if not np.isfinite(covmean).all():
         offset = np.eye(d) * eps
         covmean = linalg.sqrtm((s_x + offset) @ (s_y + offset))

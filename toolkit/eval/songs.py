@@ -59,7 +59,8 @@ def song_figures(song: GeneratedSong, reference: ReferenceItem | None, embedder:
 
     wav, sr = load_audio(song.path)
     row: dict[str, Any] = {"song": str(song.path), "group": song.group,
-                           "reference": reference.key if reference else None}
+                           "reference": reference.key if reference else None,
+                           "reference_audio": str(reference.audio) if reference and reference.audio else None}
     row["duration"] = wav.shape[-1] / sr
     row.update(level_figures(wav, sr))
     seconds = song.seconds or row["duration"]
