@@ -97,7 +97,9 @@ def test_placement(cases, tokenizer, name):
     case = _case(cases, "lrc", lrc_name)
     expected = case["placements"][key]
     lines = _lines_with_tokens(case, tokenizer)
-    max_frames, audio_length = int(expected.get("max_frames", key.split("_")[0])), float(key.split("_")[1])
+    # "<max_frames>_<audio_length>"; upstream-error entries carry no fields but the key
+    max_frames = int(expected.get("max_frames", key.split("_")[0]))
+    audio_length = float(expected.get("audio_length", key.split("_")[1]))
     length = song_frames(audio_length, max_frames)
     out = place_tokens(lines, length, max_secs=audio_length, max_frames=max_frames)
     assert out.dtype == torch.long and out.shape == (length,)
