@@ -51,7 +51,7 @@ def clip_statistics(wav: np.ndarray, sr: int) -> np.ndarray:
     mel_db = librosa.power_to_db(librosa.feature.melspectrogram(S=power, sr=sr, n_mels=N_MELS), ref=1.0, top_db=None)
     mel_db = np.maximum(mel_db, mel_db.max() - 80.0)  # an 80 dB floor below the loudest bin
     mfcc = librosa.feature.mfcc(S=mel_db, n_mfcc=N_MFCC)[1:]
-    chroma = librosa.feature.chroma_stft(S=power, sr=sr, n_fft=n_fft, hop_length=hop)
+    chroma = librosa.feature.chroma_stft(S=power, sr=sr, n_fft=n_fft, hop_length=hop, tuning=0.0)  # A440, no estimate
     onset = librosa.onset.onset_strength(S=mel_db, sr=sr)
     tempo = float(np.atleast_1d(librosa.feature.tempo(onset_envelope=onset, sr=sr, hop_length=hop))[0])
 
