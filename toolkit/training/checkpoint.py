@@ -137,6 +137,13 @@ class CheckpointManager:
         found = [(int(m.group(1)), p) for p in self.directory.iterdir() if (m := STEP_FILE.match(p.name))]
         return sorted(found)
 
+    def remove_stale_temporaries(self) -> None:
+        """Drop half-written files a killed run left behind (atomic writes use `.<name>.*.tmp*`)."""
+        if self.directory.is_dir():
+            for p in self.directory.iterdir():
+                if p.name.startswith(".") and ".tmp" in p.name:
+                    p.unlink(missing_ok=True)
+
     def save(self, payload: dict[str, Any]) -> Path:
         path = self.directory / f"step_{int(payload['step']):08d}.pt"
         atomic_torch_save(payload, path)

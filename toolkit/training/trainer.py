@@ -93,6 +93,7 @@ class Trainer:
         self.rank = self.accelerator.process_index
         self.is_main = self.accelerator.is_main_process
         self.checkpoints = CheckpointManager(self.exp_dir / "checkpoints", self.train.keep_last)
+        self.tb = None
         check_divisible(self.train.batch_size, self.train.grad_accum, self.world_size)
 
     # ----------------------------------------------------------------- printing and metrics
@@ -248,6 +249,8 @@ class Trainer:
     def _setup(self) -> int:
         t = self.train
         resume = None
+        if self.is_main:
+            self.checkpoints.remove_stale_temporaries()
         if self.checkpoints.last.is_file():
             resume = load_checkpoint(self.checkpoints.last)
             self.log(f"resuming from {self.checkpoints.last} (step {resume['step']})")
