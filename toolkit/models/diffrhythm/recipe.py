@@ -168,8 +168,10 @@ class DiffRhythm(Recipe):
         ref_frames = None if ref is None else ref.shape[0]
         frames = self.plan_frames(request, ref_frames)
         mask = self.edit_mask(request, frames, ref_frames)
-        lyrics = self.prepare_lyrics(request, frames)
-        style = self.prepare_style(request)
+        dropped = request.drop_conditions
+        # Dropped conditions are what training drops to: filler lyrics (0) and the null style.
+        lyrics = torch.zeros(frames, dtype=torch.long) if dropped else self.prepare_lyrics(request, frames)
+        style = None if dropped else self.prepare_style(request)
 
         b = request.batch
         latent_dim = self.codec.latent_dim
@@ -179,13 +181,14 @@ class DiffRhythm(Recipe):
             cond[:n] = ref[:n].cpu()
         conditions = {
             "lyrics": self.lyrics(lyrics[None].expand(b, -1).to(device)),
-            "style": self.style(style[None].expand(b, *style.shape).to(device)).to(dtype),
+            "style": (self.style.null(b).to(device=device, dtype=dtype) if style is None else
+                      self.style(style[None].expand(b, *style.shape).to(device)).to(dtype)),
             "start_time": torch.zeros(b, device=device, dtype=dtype),
         }
         if getattr(self.transformer, "has_duration", False):
             conditions["duration"] = torch.full((b,), frames / self.max_frames, device=device, dtype=dtype)
         # The unconditional half drops lyrics and audio prompt (the sampler's uncond_drop) and swaps the style.
-        neg = self.style.negative() if self.negative_style == "negative" else self.style.null(1)[0]
+        neg = self.style.negative(1)[0] if self.negative_style == "negative" else self.style.null(1)[0]
         negative = {"style": neg.to(device=device, dtype=dtype)[None].expand(b, -1)}
 
         noise = torch.stack([
@@ -193,12 +196,15 @@ class DiffRhythm(Recipe):
             for i in range(b)]).to(device=device, dtype=dtype)
         options = {k: v for k, v in (("steps", request.steps), ("cfg_strength", request.cfg),
                                      ("sway_coef", request.sway), ("method", request.solver)) if v is not None}
+        if dropped:
+            options["cfg_strength"] = 0.0  # the unconditional model alone: no guidance
         latents = self.sampler.sample(
             self.transformer, noise, cond[None].expand(b, -1, -1).to(device), conditions,
             mask=mask[None].expand(b, -1).to(device), negative_conditions=negative,
             callback=progress, **options)
         audio = self.decode(latents) if decode else torch.empty(0)
-        info = {"frames": frames, "frame_rate": self.frame_rate, "seconds": frames / self.frame_rate}
+        info = {"frames": frames, "frame_rate": self.frame_rate, "seconds": frames / self.frame_rate,
+                "condition": "dropped" if dropped else "full"}
         return SongResult(audio=audio, sample_rate=self.codec.sample_rate, latents=latents.float().cpu(),
                           request=request, info=info)
 

@@ -20,6 +20,8 @@ class SongRequest:
     prompt accepts neither). length: seconds. ref_song + segments: edit the frames inside the
     segments ([start, end] seconds; -1 = song start / end) and keep the rest; continue_seconds: extend
     ref_song by that many seconds (the reference is kept, the new part generated).
+    drop_conditions: generate with lyrics and style dropped and guidance off (the unconditional model;
+    evaluation uses it to show that the conditions matter).
     """
 
     lrc: str | None = None
@@ -38,6 +40,7 @@ class SongRequest:
     segments: list[tuple[float, float]] | None = None
     continue_seconds: float | None = None
     title: str | None = None
+    drop_conditions: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     def check(self) -> "SongRequest":
