@@ -112,26 +112,35 @@ def test_missing_mandarin_data_names_the_fetch_command(tmp_path, monkeypatch):
         data_file("chinese_lexicon.txt")
 
 
-def test_backends_are_lazy_and_english_needs_no_mandarin_files(tmp_path):
+def test_backends_are_lazy_and_per_language(tmp_path):
+    """Importing components loads no g2p back end; Mandarin loads no espeak; English needs no Mandarin files."""
     code = (
-        "import sys\n"
+        "import os, sys\n"
         "import toolkit\n"
         "from toolkit.registry import CONDITIONERS\n"
         "CONDITIONERS.names()\n"
         "assert 'phonemizer' not in sys.modules, 'importing components loaded phonemizer'\n"
-        "from toolkit.conditioners.g2p.tokenizer import PhonemeTokenizer\n"
-        "assert PhonemeTokenizer('auto').encode('Hello there') == [42, 58, 51, 24, 5, 37, 26]\n"
-        "heavy = [m for m in ('onnxruntime', 'jieba', 'cn2an', 'pypinyin') if m in sys.modules]\n"
-        "assert not heavy, heavy\n"
+        "from toolkit.conditioners.g2p import PhonemeTokenizer\n"
+        "from toolkit.conditioners.g2p.data import missing_files\n"
+        "if not missing_files():\n"
+        "    assert PhonemeTokenizer('auto').encode('你好') == [46, 272, 82, 240]\n"
+        "    assert 'phonemizer' not in sys.modules, 'Mandarin loaded phonemizer'\n"
+        "os.environ['TOOLKIT_G2P_DIR'] = sys.argv[1]\n"
+        "assert PhonemeTokenizer('en').encode('Hello there') == [42, 58, 51, 24, 5, 37, 26]\n"
+        "from toolkit.conditioners.g2p.data import data_file\n"
         "try:\n"
-        "    PhonemeTokenizer('auto').encode('你好')\n"
+        "    data_file('chinese_lexicon.txt')\n"
         "except FileNotFoundError as err:\n"
         "    assert 'toolkit.conditioners.g2p.fetch' in str(err)\n"
         "else:\n"
-        "    raise AssertionError('Mandarin without data files did not fail')\n"
+        "    raise AssertionError('a missing data file did not fail')\n"
     )
-    env = dict(os.environ, TOOLKIT_G2P_DIR=str(tmp_path))
     repo = Path(__file__).resolve().parents[1]
-    proc = subprocess.run([sys.executable, "-c", code], cwd=repo, env=env, capture_output=True, text=True,
-                          timeout=300)
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path)], cwd=repo, env=dict(os.environ),
+                          capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_english_without_mandarin_files(tmp_path, monkeypatch):
+    monkeypatch.setenv("TOOLKIT_G2P_DIR", str(tmp_path))
+    assert PhonemeTokenizer("auto").encode("Goodbye") == [33, 15, 31, 29, 21]

@@ -213,3 +213,12 @@ def test_conditioner_inputs_and_null():
     assert torch.equal(cond.null(3, 100), torch.zeros(3, 100, dtype=torch.long))
     assert cond.key == "lyrics" and cond.placement == "frame_aligned"
     assert not cond.prepare("", num_frames=10).any()
+
+
+def test_window_accepts_upstream_lrc_records():
+    from toolkit.conditioners.lyrics_lrc import upstream_lrc_record
+
+    record = upstream_lrc_record([(1.0, [5, 2, 6]), (3.0, [7])])
+    assert record["lrc"][0].dtype == torch.int32 and record["time"] == [1.0, 3.0]
+    win = window_lines(list(zip(record["time"], record["lrc"])), 0, max_frames=6144)
+    assert win.tokens[21:25].tolist() == [5, 1, 6, 2] and win.end_frame == int(3.0 * FR)

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Sequence
 
 import torch
 
 from ..protocols import FRAME_ALIGNED, Conditioner
 from ..registry import CONDITIONERS
-from .lrc import LrcLine, looks_like_lrc, parse_lrc, plain_lines, time_evenly
+from .lrc import Lrc, LrcLine, looks_like_lrc, parse_lrc, plain_lines, time_evenly
 
 UPSTREAM_SAMPLE_RATE, UPSTREAM_HOP = 44100, 2048
 UPSTREAM_FRAME_RATE = UPSTREAM_SAMPLE_RATE / UPSTREAM_HOP  # 21.533203125, exact in binary
@@ -46,9 +47,10 @@ def song_frames(audio_length: float, max_frames: int, frame_rate: float = UPSTRE
 
 def line_tokens(tokens: Sequence[int]) -> list[int]:
     """A line's tokens as placed: inner periods become commas, a period ends the line."""
-    if not tokens:
+    values = [int(t) for t in tokens]  # lists, tuples or 1-D tensors
+    if not values:
         return []
-    return [COMMA_TOKEN if t == PERIOD_TOKEN else int(t) for t in tokens] + [PERIOD_TOKEN]
+    return [COMMA_TOKEN if t == PERIOD_TOKEN else t for t in values] + [PERIOD_TOKEN]
 
 
 def kept_lines(lines: Sequence[TokenLine], max_secs: float | None, max_frames: int | None) -> list[TokenLine]:
@@ -112,6 +114,12 @@ def window_lines(lines: Sequence[TokenLine], start_frame: int, *, max_frames: in
     return WindowedLyrics(tokens, end_frame, start_time, kept_lines(inside, None, max_frames))
 
 
+def upstream_lrc_record(lines: Sequence[TokenLine]) -> dict[str, list]:
+    """[(seconds, tokens)] -> upstream's per-song `lrc.pt` content {"time": [s], "lrc": [int32 tensors]}."""
+    return {"time": [float(t) for t, _ in lines],
+            "lrc": [torch.tensor([int(x) for x in tok], dtype=torch.int32) for _, tok in lines]}
+
+
 def random_window_start(num_latent_frames: int, max_frames: int, rng: random.Random | None = None) -> int:
     """Upstream's draw: randint(0, max(0, T - max_frames))."""
     return (rng or random).randint(0, max(0, num_latent_frames - max_frames))
@@ -142,6 +150,10 @@ class LyricsLrcConditioner(Conditioner):
 
     def lines(self, value: Any, num_frames: int) -> list[LrcLine]:
         """Any accepted value -> timed lines (plain lyrics spread over the sequence)."""
+        if isinstance(value, Lrc):
+            return list(value.lines)
+        if isinstance(value, Path):
+            value = value.read_text(encoding="utf-8-sig")
         if isinstance(value, str):
             if looks_like_lrc(value):
                 return parse_lrc(value).lines
@@ -162,7 +174,7 @@ class LyricsLrcConditioner(Conditioner):
         return [(line.time, self.tokenizer.encode(line.text)) for line in self.lines(value, num_frames)]
 
     def prepare(self, value: Any, *, num_frames: int | None = None, audio_length: float | None = None) -> torch.Tensor:
-        """LRC text / [(seconds, text)] / plain lyrics -> int64 [num_frames] tokens.
+        """LRC text or file Path / Lrc / [(seconds, text)] / plain lyrics -> int64 [num_frames] tokens.
 
         Lines at or after `audio_length` seconds (default: the end of the sequence) are left out,
         as upstream's inference does with --audio-length.

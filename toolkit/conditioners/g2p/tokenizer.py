@@ -121,7 +121,16 @@ class PhonemeTokenizer:
         if language == DETECT:
             from .languages import detect_language
 
+            from .languages import UnsupportedLanguageError, resolve_voice
+
             language = detect_language(text)
+            if language not in (ZH, EN):
+                try:
+                    language = resolve_voice(language)
+                except UnsupportedLanguageError:
+                    log.warning("lyrics %r: detected language %r has no espeak-ng voice; reading it as English",
+                                text, language)
+                    language = EN
             if language in (ZH, EN):
                 language = AUTO  # mixed zh/en lines keep the upstream run splitting
         if not text.strip():
