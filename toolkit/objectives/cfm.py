@@ -18,12 +18,13 @@ by a hash of (seed, step, sample_index[i]), so 1 process or N processes (any bat
 same numbers for the same global item. In order, from the item's generator:
     1. u_frac ~ U(0,1)          -> span fraction lo + (hi - lo) * u_frac
     2. u_start ~ U(0,1)         -> span start
-    3. x0: randn(len_i, D) for the valid frames, then randn(T - len_i, D) for the padding frames
-       (the valid frames' noise does not depend on how much padding the batch has)
-    4. time: logit-normal sigmoid(randn(1)) or uniform rand(1)
-    5. drop_per="sample": one U(0,1) per drop group in `drop_probs` order, then one for the joint drop
+    3. time: logit-normal sigmoid(randn(1)) or uniform rand(1)
+    4. drop_per="sample": one U(0,1) per drop group in `drop_probs` order, then one for the joint drop
        (only if joint_drop_prob > 0); dropped if u < p.
-With drop_per="batch" the uniforms of step 5 come once per batch from the generator keyed
+    5. x0: randn(len_i, D) for the valid frames, then randn(T - len_i, D) for the padding frames.
+       Noise comes last and valid frames first, so no draw of an item depends on how much padding
+       its batch has.
+With drop_per="batch" the uniforms of step 4 come once per batch from the generator keyed
 (seed, step, -1), the same on every process. `rng="global"` replays upstream instead: torch's global
 generator draws frac = zeros(B).uniform_(lo, hi), rand_like(frac), randn_like(x1), the time
 (sigmoid(normal(0, 1, (B,))) or rand(B)), then python `random.random()` per drop group (+ joint);
@@ -147,14 +148,14 @@ class CFMObjective(Objective):
             g = keyed_generator(self.seed, step, int(sample_index[i]))
             frac.append(lo + (hi - lo) * torch.rand(1, generator=g))
             u_start.append(torch.rand(1, generator=g))
-            n = min(int(lens[i]), t)
-            noises.append(torch.cat([torch.randn(n, d, generator=g), torch.randn(t - n, d, generator=g)]))
             if self.time_distribution == "logit_normal":
                 times.append(torch.sigmoid(torch.randn(1, generator=g)))
             else:
                 times.append(torch.rand(1, generator=g))
             if self.drop_per == "sample":
                 uniforms.append(torch.rand(1, n_drop, generator=g))
+            n = min(int(lens[i]), t)
+            noises.append(torch.cat([torch.randn(n, d, generator=g), torch.randn(t - n, d, generator=g)]))
         if self.drop_per == "batch":
             g = keyed_generator(self.seed, step, BATCH_KEY)
             uniforms = [torch.rand(1, n_drop, generator=g).expand(b, n_drop)]

@@ -16,6 +16,7 @@ must come from the caller (`variant=`), never from a guess.
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 from typing import Mapping
 
@@ -65,8 +66,9 @@ def _read_file(path: Path) -> Mapping[str, torch.Tensor]:
         from safetensors.torch import load_file
 
         return load_file(str(path), device="cpu")
-    # mmap keeps a 2.2 GB fp16 file out of RAM until each tensor is copied into the model.
-    return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    # mmap keeps a 2.2 GB fp16 file out of RAM until each tensor is copied into the model; it needs
+    # the zip format (every torch.save since 1.6), older files load without it.
+    return torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
 
 
 def read_state_dict(path: str | Path, use_ema: bool | None = None) -> dict[str, torch.Tensor]:
