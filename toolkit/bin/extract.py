@@ -49,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     entries = [e for split_entries in splits.values() for e in split_entries]
     if not entries:
         raise UsageError(f"no songs in {args.manifest_dir} ({args.splits}): run the data stage first")
-    report = extract_all(shard_of(entries, shard, num_shards), args.out, codec, lyrics, style)
+    style_source = cfg.get("extract", {}).get("style_source", "audio")  # style_tags reads the songs' tags
+    report = extract_all(shard_of(entries, shard, num_shards), args.out, codec, lyrics, style, style_source)
     for split, split_entries in splits.items():  # the songs of each split that have features
         write_split_manifest(args.out, split, split_entries)
     summary = {"done": len(report.done), "skipped (already extracted)": len(report.skipped),

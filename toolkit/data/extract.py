@@ -40,7 +40,16 @@ def song_lyrics_value(entry: dict[str, Any]) -> Any:
     return text if text.strip() else None
 
 
-def extract_song(entry: dict[str, Any], codec, lyrics, style) -> dict[str, Any]:
+def style_value(entry: dict[str, Any], source: str) -> Any:
+    """What the style conditioner embeds for a song: its audio, or its tags as a text prompt."""
+    if source == "audio":
+        return {"audio": entry["path"]}
+    if source == "tags":
+        return {"text": ", ".join(entry.get("tags") or [])}
+    raise ValueError(f"style source must be 'audio' or 'tags', got '{source}'")
+
+
+def extract_song(entry: dict[str, Any], codec, lyrics, style, style_source: str = "audio") -> dict[str, Any]:
     wav, _ = load_audio(entry["path"], codec.sample_rate, codec.channels)
     with torch.inference_mode():
         latent = codec.encode(wav[None])[0].float()
@@ -52,13 +61,13 @@ def extract_song(entry: dict[str, Any], codec, lyrics, style) -> dict[str, Any]:
         "frame_rate": float(codec.frame_rate),
         "line_times": [float(t) for t, _ in lines],
         "line_tokens": [list(map(int, tokens)) for _, tokens in lines],
-        "style": style.prepare({"audio": entry["path"]}).float(),
+        "style": style.prepare(style_value(entry, style_source)).float(),
         "tags": entry.get("tags") or {},
     }
 
 
 def extract_all(entries: Iterable[dict[str, Any]], out_dir: str | Path, codec, lyrics, style,
-                progress: bool = True) -> ExtractReport:
+                style_source: str = "audio", progress: bool = True) -> ExtractReport:
     out_dir = Path(out_dir)
     report = ExtractReport()
     entries = list(entries)
@@ -72,7 +81,7 @@ def extract_all(entries: Iterable[dict[str, Any]], out_dir: str | Path, codec, l
             report.skipped.append(name)
             continue
         try:
-            atomic_torch_save(extract_song(entry, codec, lyrics, style), target)
+            atomic_torch_save(extract_song(entry, codec, lyrics, style, style_source), target)
         except (AudioError, ValueError) as err:  # a bad song is reported, the rest go on
             report.failed[name] = str(err)
             log.warning("extract: %s failed: %s", name, err)
