@@ -222,3 +222,13 @@ def test_window_accepts_upstream_lrc_records():
     assert record["lrc"][0].dtype == torch.int32 and record["time"] == [1.0, 3.0]
     win = window_lines(list(zip(record["time"], record["lrc"])), 0, max_frames=6144)
     assert win.tokens[21:25].tolist() == [5, 1, 6, 2] and win.end_frame == int(3.0 * FR)
+
+
+def test_plain_lyrics_keep_every_line_with_the_base_model():
+    base = LyricsLrcConditioner(max_frames=2048, language="en")
+    lines = base.lines("Hello\nGoodbye", 2048)
+    assert [ln.text for ln in lines] == ["Hello", "Goodbye", ""]  # an end marker after the lyrics
+    out = base.prepare("Hello\nGoodbye", num_frames=2048)
+    goodbye = base.tokenizer.encode("Goodbye")
+    start = int(lines[1].time * FR)
+    assert out[start:start + len(goodbye)].tolist() == goodbye

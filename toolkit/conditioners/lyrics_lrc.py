@@ -160,6 +160,10 @@ class LyricsLrcConditioner(Conditioner):
             plain = plain_lines(value)
             if not plain:
                 return []
+            if self.max_frames == BASE_MAX_FRAMES:
+                # The base model drops the last line as the end-of-song marker: add an empty marker
+                # slot after the lyrics so that no lyric is lost.
+                plain = plain + [""]
             return time_evenly(plain, self.vocal_start, num_frames / self.frame_rate)
         result = []
         for item in value or []:
