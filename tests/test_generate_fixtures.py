@@ -22,7 +22,7 @@ TINY = {
     "backbone": {"type": "dit_diffrhythm", "dim": 64, "depth": 2, "ff_mult": 2, "conv_layers": 1, "num_heads": 4},
     "sampler": {"type": "flow", "steps": 3, "cfg_strength": 2.0},
 }
-LRC = "[00:00.05]hello world\n[00:00.40]sing along now\n"
+LRC = "[00:00.05]hello world\n[00:00.20]sing along now\n"
 
 
 def make_checkpoint(path, config=None, seed=0):

@@ -359,9 +359,12 @@ def check_job(job: Job, cfg, geo: SimpleNamespace, tools: dict) -> None:
 
 
 def check_style_audio(path: str) -> None:
+    from toolkit.audio import AudioError, audio_duration
     from toolkit.conditioners.style_common import load_middle_clip
 
-    load_middle_clip(path, 16000, clip_seconds=10.0, min_seconds=1.0)  # unreadable, truncated, short, silent
+    if audio_duration(path) <= 0:
+        raise AudioError(f"{path}: the style audio holds no samples (the file is empty or truncated)")
+    load_middle_clip(path, 16000, clip_seconds=10.0, min_seconds=1.0)  # unreadable, short, silent
 
 
 def check_reference(req, geo: SimpleNamespace) -> int:

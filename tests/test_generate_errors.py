@@ -1,0 +1,128 @@
+"""Bad input to toolkit-generate: one clear line, exit status 2, before any heavy work, nothing left behind."""
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from test_generate_fixtures import LRC, SR, TINY, make_checkpoint, run, write_tone
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    d = tmp_path_factory.mktemp("bad")
+    make_checkpoint(d / "last.pt")
+    (d / "song.lrc").write_text(LRC, encoding="utf-8")
+    (d / "empty.lrc").write_text("  \n", encoding="utf-8")
+    (d / "malformed.lrc").write_text("[00:01.00]hello\n[00:61.00]world\n", encoding="utf-8")
+    (d / "plain.lrc").write_text("hello world\nno timestamps here\n", encoding="utf-8")
+    (d / "late.lrc").write_text("[00:00.10]hello\n[00:05.00]far too late\n", encoding="utf-8")
+    (d / "garbage.wav").write_bytes(b"this is not audio at all" * 100)
+    write_tone(d / "style.wav", seconds=3.0)
+    data = (d / "style.wav").read_bytes()
+    (d / "truncated.wav").write_bytes(data[:60])  # the header promises 3 s, the samples are gone
+    sf.write(str(d / "silent.wav"), np.zeros(3 * SR, dtype=np.float32), SR)
+    write_tone(d / "short_ref.wav", seconds=0.5)
+    other = dict(TINY, recipe="f5tts")
+    payload = torch.load(d / "last.pt", weights_only=True)
+    payload["config"] = other
+    torch.save(payload, d / "other_model.pt")
+    torch.save({"model_state_dict": {"transformer.proj_out.weight": torch.zeros(2, 2)}}, d / "cfm_model.pt")
+    (d / "partial").mkdir()
+    torch.save({"model_state_dict": {}}, d / "partial" / "cfm_model.pt")
+    (d / "nothing").mkdir()
+    return d
+
+
+def ckpt_args(d, *more):
+    return ["--ckpt", d / "last.pt", "--style-text", "folk", "--length", "0.4", "--quiet", *more]
+
+
+CASES = {
+    "missing LRC": (lambda d: ckpt_args(d, "--lrc", d / "nope.lrc"), "LRC file not found"),
+    "empty LRC": (lambda d: ckpt_args(d, "--lrc", d / "empty.lrc"), "the LRC is empty"),
+    "malformed LRC": (lambda d: ckpt_args(d, "--lrc", d / "malformed.lrc"), "seconds must be below 60"),
+    "LRC without timestamps": (lambda d: ckpt_args(d, "--lrc", d / "plain.lrc"), "no timed lyric lines"),
+    "lyrics no voice covers": (lambda d: ckpt_args(d, "--lrc", d / "late.lrc"),
+                               "start after the end of the 0.4 s song"),
+    "no style": (lambda d: ["--ckpt", d / "last.pt", "--instrumental", "--quiet"], "give a style prompt"),
+    "unreadable style audio": (lambda d: ["--ckpt", d / "last.pt", "--instrumental", "--length", "0.4",
+                                          "--style-audio", d / "garbage.wav"], "garbage.wav"),
+    "truncated style audio": (lambda d: ["--ckpt", d / "last.pt", "--instrumental", "--length", "0.4",
+                                         "--style-audio", d / "truncated.wav"], "empty or truncated"),
+    "silent style audio": (lambda d: ["--ckpt", d / "last.pt", "--instrumental", "--length", "0.4",
+                                      "--style-audio", d / "silent.wav"], "silent"),
+    "length out of range": (lambda d: ["--ckpt", d / "last.pt", "--instrumental", "--style-text", "folk",
+                                       "--length", "30"], "at most 1.6 s"),
+    "reference shorter than the edit span": (
+        lambda d: ckpt_args(d, "--lrc", d / "song.lrc", "--ref-song", d / "short_ref.wav", "--segments", "0.1:0.9"),
+        "shorter than the edit span"),
+    "checkpoint of another model": (lambda d: ["--ckpt", d / "other_model.pt", "--instrumental", "--style-text", "x"],
+                                    "checkpoint of the 'f5tts' recipe"),
+    "published DiT given as --ckpt": (lambda d: ["--ckpt", d / "cfm_model.pt", "--instrumental", "--style-text", "x"],
+                                      "pass --pretrained DIR"),
+    "missing pretrained files": (
+        lambda d: ["--pretrained", d / "nothing", "--instrumental", "--style-text", "x"],
+        "cfm_model.pt (the DiT; Hugging Face hub ASLP-lab/DiffRhythm-1_2 (base, up to 95 s) or "
+        "ASLP-lab/DiffRhythm-1_2-full"),
+    "partly downloaded pretrained folder": (
+        lambda d: ["--pretrained", d / "partial", "--instrumental", "--style-text", "x"],
+        "is missing: vae_model.pt (the VAE; Hugging Face hub ASLP-lab/DiffRhythm-vae); a MuQ-MuLan-large folder"),
+    "both lyrics kinds": (lambda d: ckpt_args(d, "--lrc", d / "song.lrc", "--instrumental"), "takes no lyrics"),
+    "bad segments": (lambda d: ckpt_args(d, "--lrc", d / "song.lrc", "--ref-song", d / "short_ref.wav",
+                                         "--segments", "soon"), "--segments 'soon'"),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_input_is_one_line_and_exit_2_with_no_output(case, env, tmp_path, capsys):
+    make_args, expected = CASES[case]
+    out = tmp_path / "out"
+    status, err = run(make_args(env) + ["--out", out], capsys)
+    assert status == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("toolkit-generate: error: "), err
+    assert "Traceback" not in err
+    assert expected in lines[0], lines[0]
+    assert not out.exists(), "nothing is written for bad input"
+
+
+def test_missing_pretrained_files_name_every_hub_repo(env, tmp_path, capsys):
+    status, err = run(["--pretrained", env / "nothing", "--instrumental", "--style-text", "x", "--out", tmp_path / "o"],
+                      capsys)
+    assert status == 2
+    for repo in ("ASLP-lab/DiffRhythm-1_2", "ASLP-lab/DiffRhythm-1_2-full", "ASLP-lab/DiffRhythm-vae",
+                 "OpenMuQ/MuQ-MuLan-large"):
+        assert repo in err
+
+
+def test_a_failure_while_writing_leaves_no_partial_batch(env, tmp_path, monkeypatch):
+    import toolkit.bin.generate_output as output
+
+    calls = []
+    real = output.write_song_tags
+
+    def failing(path, **kwargs):
+        calls.append(path)
+        if len(calls) == 2:
+            raise RuntimeError("disk full")
+        return real(path, **kwargs)
+
+    monkeypatch.setattr(output, "write_song_tags", failing)
+    out = tmp_path / "out"
+    with pytest.raises(RuntimeError, match="disk full"):
+        run(ckpt_args(env, "--lrc", env / "song.lrc", "--steps", "1", "--batch", "2", "--seed", "1", "--out", out))
+    assert len(calls) == 2
+    assert not out.exists() or list(out.iterdir()) == [], "the first song of the batch is removed too"
+
+
+def test_batch_requests_that_are_all_bad_exit_2(env, tmp_path, capsys):
+    requests = tmp_path / "r.jsonl"
+    requests.write_text(json.dumps({"id": "a", "lrc_path": "missing.lrc"}) + "\n" + json.dumps({"bogus": 1}) + "\n")
+    status, err = run(["--ckpt", env / "last.pt", "--requests", requests, "--style-text", "x", "--out",
+                       tmp_path / "songs"], capsys)
+    assert status == 2
+    assert "r.jsonl line 1 (a)" in err and "unknown request field(s) ['bogus']" in err
+    assert not (tmp_path / "songs").exists()
