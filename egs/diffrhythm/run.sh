@@ -15,7 +15,9 @@ exp=exp/default
 data=""             # a folder of your songs; empty = the embedded chorale set
 pretrained=""       # a folder with the published DiT, vae_model.pt and MuQ-MuLan: skips training
 num_pieces=12       # size of the embedded set
-_recipe_options="stage stop_stage conf exp data pretrained num_pieces"
+num_songs=4         # songs generated for the evaluation (one per validation song, at most)
+song_seconds=11     # length of each generated song
+_recipe_options="stage stop_stage conf exp data pretrained num_pieces num_songs song_seconds"
 . ../_common/parse_options.sh
 
 python=$(toolkit_python)
@@ -57,18 +59,24 @@ fi
 
 if stage_enabled 3; then
   require_cli 3 generate generate
-  log "stage 3: generating songs"
   if [ -n "$pretrained" ]; then
     model_args=(--pretrained "$pretrained")
   else
     model_args=(--ckpt "$exp/checkpoints/last.pt")
   fi
-  "$python" -m toolkit.bin.generate "${model_args[@]}" --requests "$exp/data/valid.jsonl" --out "$exp/songs" "${overrides[@]}"
+  "$python" local/make_requests.py --manifest "$exp/data/valid.jsonl" --manifest "$exp/data/train.jsonl" --out "$exp/requests.jsonl" \
+    --seconds "$song_seconds" --limit "$num_songs"
+  log "stage 3: generating songs (conditioned, then with lyrics and style dropped for comparison)"
+  "$python" -m toolkit.bin.generate "${model_args[@]}" --requests "$exp/requests.jsonl" --out "$exp/songs/full" \
+    "${overrides[@]}"
+  "$python" -m toolkit.bin.generate "${model_args[@]}" --requests "$exp/requests.jsonl" --out "$exp/songs/dropped" \
+    --drop-conditions "${overrides[@]}"
 fi
 
 if stage_enabled 4; then
   require_cli 4 evaluate evaluate
-  log "stage 4: evaluating"
+  log "stage 4: evaluating and writing the report"
   "$python" -m toolkit.bin.evaluate songs --songs "$exp/songs" --manifest "$exp/data/valid.jsonl" --out "$exp/report"
+  "$python" -m toolkit.bin.evaluate report --exp "$exp"
 fi
 log "done: see $exp"
