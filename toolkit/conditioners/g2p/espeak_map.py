@@ -155,7 +155,7 @@ def espeak_to_vocab(text: str, language: str, strict: bool = False) -> Phonemize
     if unmapped and strict:
         raise UnmappedPhonemeError(
             f"espeak-ng ({voice}) phonemes {sorted(set(unmapped))} of {text!r} have no vocabulary mapping; "
-            f"add them to toolkit/conditioners/g2p/espeak_map.py or use strict=False to drop them")
+            f"add them to toolkit/conditioners/g2p/espeak_map.py, or leave strict mode off to drop them with a warning")
     # A word separator at the end of the line is dropped, as for English.
     while symbols and symbols[-1] == vocab.WORD_SEP:
         symbols.pop()
