@@ -362,8 +362,10 @@ def check_style_audio(path: str) -> None:
     from toolkit.audio import AudioError, audio_duration
     from toolkit.conditioners.style_common import load_middle_clip
 
-    if audio_duration(path) <= 0:
-        raise AudioError(f"{path}: the style audio holds no samples (the file is empty or truncated)")
+    duration = audio_duration(path)
+    if duration < 0.05:
+        raise AudioError(f"{path}: the style audio holds {duration:.3f} s of samples (the file is empty or "
+                         "truncated)")
     load_middle_clip(path, 16000, clip_seconds=10.0, min_seconds=1.0)  # unreadable, short, silent
 
 
