@@ -54,7 +54,9 @@ class ToyRecipe(Recipe):
         noise, times, drops = [], [], []
         for i in range(B):
             gen = keyed_generator(seed, step, int(batch["sample_index"][i]))
-            noise.append(torch.randn(T, D, generator=gen))
+            # drawn at the item's own length: a draw of the padded length would depend on the batch
+            n = int(lens[i])
+            noise.append(torch.cat([torch.randn(n, D, generator=gen), torch.zeros(T - n, D)]))
             times.append(torch.sigmoid(torch.randn((), generator=gen)))
             drops.append(torch.rand(2, generator=gen) < self.drop_prob)
         noise = torch.stack(noise).to(device)
