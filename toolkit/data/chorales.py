@@ -342,6 +342,19 @@ class BuildSettings:
         return asdict(self)
 
 
+def built_record(name: str, out: str | Path, settings: BuildSettings) -> dict | None:
+    """The record of a piece already built in `out` with these settings, else None."""
+    out, pid = Path(out), piece_id(name)
+    record_path = out / ".build" / f"{pid}.json"
+    if not (record_path.is_file() and (out / f"{pid}.flac").is_file() and (out / f"{pid}.lrc").is_file()):
+        return None
+    try:
+        record = json.loads(record_path.read_text())
+    except ValueError:
+        return None
+    return {**record, "cached": True} if record.get("settings") == settings.key() else None
+
+
 def build_piece(name: str, out: str | Path, settings: BuildSettings | None = None, singer=None) -> dict:
     """Build one piece into `out` (skipped when already built with the same settings); returns its record."""
     import soundfile as sf
@@ -355,13 +368,9 @@ def build_piece(name: str, out: str | Path, settings: BuildSettings | None = Non
     pid = piece_id(name)
     record_path = out / ".build" / f"{pid}.json"
     audio_path, lrc_path = out / f"{pid}.flac", out / f"{pid}.lrc"
-    if record_path.is_file() and audio_path.is_file() and lrc_path.is_file():
-        try:
-            record = json.loads(record_path.read_text())
-            if record.get("settings") == settings.key():
-                return {**record, "cached": True}
-        except ValueError:
-            pass
+    cached = built_record(name, out, settings)
+    if cached is not None:
+        return cached
     start = time.perf_counter()
     piece = load_piece(name, bpm=settings.bpm, fermata_factor=settings.fermata_factor,
                        max_seconds=settings.max_seconds)
@@ -410,22 +419,26 @@ def build_set(out: str | Path, num_pieces: int = DEFAULT_NUM_PIECES, settings: B
     if not settings.soundfont:
         settings = BuildSettings(**{**asdict(settings), "soundfont": str(find_soundfont())})
     names = list(names) if names is not None else demo_pieces(num_pieces)
-    jobs = max(1, min(jobs or min(4, os.cpu_count() or 1), len(names)))
     start = time.perf_counter()
-    tasks = [(n, str(out), settings) for n in names]
-    records: list[dict] = []
-    if jobs == 1:
-        for task in tasks:
-            records.append(_build_worker(task))
-            _log_record(records[-1], len(records), len(tasks), log)
+    found = {n: built_record(n, out, settings) for n in names}
+    todo = [(n, str(out), settings) for n in names if found[n] is None]
+    jobs = max(1, min(jobs or min(4, os.cpu_count() or 1), len(todo) or 1))
+    if len(todo) <= 1 or jobs == 1:
+        fresh = map(_build_worker, todo)
     else:
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
 
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
-            for record in pool.map(_build_worker, tasks):
-                records.append(record)
-                _log_record(record, len(records), len(tasks), log)
+        pool = ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"))
+        fresh = pool.map(_build_worker, todo)
+    records: list[dict] = []
+    try:
+        for name in names:
+            records.append(found[name] or next(fresh))
+            _log_record(records[-1], len(records), len(names), log)
+    finally:
+        if len(todo) > 1 and jobs > 1:
+            pool.shutdown(cancel_futures=True)
     manifest = "".join(json.dumps({k: v for k, v in r.items() if k not in ("cached", "build_seconds")},
                                   ensure_ascii=False) + "\n" for r in records)
     atomic_write_text(out / "manifest.jsonl", manifest)
