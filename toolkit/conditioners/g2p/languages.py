@@ -74,10 +74,6 @@ def resolve_voice(code: str) -> str:
         f"espeak-ng has no voice for language {code!r}; available: {', '.join(sorted(voices))}")
 
 
-def check_espeak_language(code: str) -> str:
-    return resolve_voice(code)
-
-
 @lru_cache(maxsize=1)
 def _identifier():
     langid = require("py3langid", "text", "detecting the language of lyrics")

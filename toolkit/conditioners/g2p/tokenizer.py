@@ -53,11 +53,11 @@ def _run_phonemes(text: str, lang: str) -> str:
     raise ValueError(f"no upstream front end for language {lang!r}")
 
 
-def upstream_line(text: str) -> Phonemized:
+def upstream_line(text: str, strict: bool = False) -> Phonemized:
     """The upstream (CNEN) tokenizer on one line; see the module docstring for the non-upstream cases."""
     runs = language_runs(text)
     if len(runs) == 1 and runs[0][1] in ("", OTHER):
-        return _other_only_line(text)
+        return _other_only_line(text, strict)
     phonemes = ""
     ids: list[int] = []
     for index, (run, lang) in enumerate(runs):
@@ -71,14 +71,14 @@ def upstream_line(text: str) -> Phonemized:
     return Phonemized(phonemes, ids)
 
 
-def _other_only_line(text: str) -> Phonemized:
+def _other_only_line(text: str, strict: bool) -> Phonemized:
     if not text.strip():
         return Phonemized("", [])
     from .languages import script_language
 
     language = script_language(text)
     if language is not None:
-        return espeak_line(text, language)
+        return espeak_line(text, language, strict)
     if any(ch.isalnum() for ch in text):
         return upstream_line_as(text, EN)
     return Phonemized("", [])
@@ -111,36 +111,36 @@ class PhonemeTokenizer:
     def __init__(self, language: str = AUTO, strict: bool = False):
         self.language = language
         self.strict = strict
+        self.voice = None  # the espeak-ng voice, for languages read through espeak_map
         if language not in (AUTO, DETECT, ZH, EN):
-            from .languages import check_espeak_language
+            from .languages import resolve_voice
 
-            check_espeak_language(language)
+            self.voice = resolve_voice(language)  # fails early for a language espeak-ng lacks
+
+    def _detected(self, text: str) -> str | None:
+        """DETECT: the espeak voice for this line, or None for the upstream zh/en path."""
+        from .languages import UnsupportedLanguageError, detect_language, resolve_voice
+
+        language = detect_language(text)
+        if language in (ZH, EN):
+            return None  # mixed zh/en lines keep the upstream run splitting
+        try:
+            return resolve_voice(language)
+        except UnsupportedLanguageError:
+            log.warning("lyrics %r: detected language %r has no espeak-ng voice; reading it as English",
+                        text, language)
+            return None
 
     def phonemize(self, text: str) -> Phonemized:
-        language = self.language
-        if language == DETECT:
-            from .languages import detect_language
-
-            from .languages import UnsupportedLanguageError, resolve_voice
-
-            language = detect_language(text)
-            if language not in (ZH, EN):
-                try:
-                    language = resolve_voice(language)
-                except UnsupportedLanguageError:
-                    log.warning("lyrics %r: detected language %r has no espeak-ng voice; reading it as English",
-                                text, language)
-                    language = EN
-            if language in (ZH, EN):
-                language = AUTO  # mixed zh/en lines keep the upstream run splitting
         if not text.strip():
             return Phonemized("", [])
-        if language == AUTO:
-            result = upstream_line(text)
-        elif language in (ZH, EN):
-            result = upstream_line_as(text, language)
+        voice = self._detected(text) if self.language == DETECT else self.voice
+        if voice is not None:
+            result = espeak_line(text, voice, strict=self.strict)
+        elif self.language in (ZH, EN):
+            result = upstream_line_as(text, self.language)
         else:
-            result = espeak_line(text, language, strict=self.strict)
+            result = upstream_line(text, strict=self.strict)
         if result.unmapped:
             log.warning("lyrics %r: espeak phonemes with no vocabulary symbol were dropped: %s",
                         text, " ".join(result.unmapped))
