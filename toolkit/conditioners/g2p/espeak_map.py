@@ -64,7 +64,7 @@ LANGUAGE_TABLES: dict[str, dict[str, tuple[str, ...]]] = {"de": GERMAN}
 
 # Diacritics kept as a vocabulary symbol after the base phone, and those that simply fall away.
 _KEPT_MARKS = {"ː": "ː", "\u0303": "\u0303", "ʲ": "ʲ"}
-_DROPPED_MARKS = set("ʰʷˠˤ̩̪̯̥̬̰̤̚ˑ̝̞̟̠̹̜̆") | {"\u200d", "\u0361", "\u035c"}
+_DROPPED_MARKS = set("ʰʷˠˤᵝ̩̪̯̥̬̰̤̚ˑ̝̞̟̠̹̜̆") | {"\u200d", "\u0361", "\u035c"}
 
 
 class UnmappedPhonemeError(ValueError):
