@@ -67,10 +67,9 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise FileNotFoundError(f"weights file {path} does not exist")
     if path.suffix == ".safetensors":
-        from ..optional import require
+        from safetensors.torch import load_file  # a core dependency, imported only when needed
 
-        st = require("safetensors.torch", "codecs", "reading .safetensors weights")
-        return dict(st.load_file(str(path), device="cpu"))
+        return dict(load_file(str(path), device="cpu"))
     if is_torchscript_file(path):
         return {k: v.detach().clone() for k, v in jit_load(path).state_dict().items()}
     obj = torch.load(path, map_location="cpu", weights_only=True)
