@@ -21,7 +21,7 @@ from typing import Any
 
 from ..io import atomic_write_text
 from .manifests import AUDIO_SUFFIXES
-from .tables import fmt, markdown_table
+from .tables import markdown_table
 
 REPORT_NAME = "report.md"
 FIGURES = Path("report") / "figures"
@@ -84,7 +84,7 @@ def write_report(exp: str | os.PathLike, *, songs_dir: str | os.PathLike | None 
     """
     from .codec_eval import codec_table
     from .plots import loss_curve_png, spectrogram_png
-    from .songs import groups_table
+    from .songs import comparison_lines, groups_table
 
     exp = Path(exp)
     if not exp.is_dir():
@@ -120,11 +120,7 @@ def write_report(exp: str | os.PathLike, *, songs_dir: str | os.PathLike | None 
         doc = json.loads(evaluation.read_text(encoding="utf-8"))
         lines += [f"From `{_rel(evaluation, base)}` (embedding `{doc.get('embedding')}`, "
                   f"{doc.get('reference_count', 0)} reference songs):", "", groups_table(doc.get("groups", {}))]
-        for key, cmp in doc.get("comparison", {}).items():
-            verdict = cmp.get("best") or "tie"
-            direction = "higher" if cmp.get("higher_is_better") else "lower"
-            values = ", ".join(f"{g} {fmt(v)}" for g, v in cmp.get("values", {}).items())
-            lines.append(f"- {key} ({direction} is better): **{verdict}** ({values})")
+        lines += comparison_lines(doc)
         for note in doc.get("notes", []):
             lines.append(f"- note: {note}")
         lines.append("")

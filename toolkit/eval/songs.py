@@ -204,13 +204,7 @@ def songs_markdown(doc: dict[str, Any]) -> str:
              f"lyric timing tolerance: +-{doc['lyric_timing_tolerance']} s.", ""]
     lines.append(groups_table(doc["groups"]))
     if doc["comparison"]:
-        lines.append("Which group is better:\n")
-        for key, cmp in doc["comparison"].items():
-            direction = "higher" if cmp["higher_is_better"] else "lower"
-            values = ", ".join(f"{g} {fmt(v)}" for g, v in cmp["values"].items())
-            verdict = f"**{cmp['best']}**" if cmp["best"] else "tie"
-            lines.append(f"- {titles[key]} ({direction} is better): {verdict} ({values})")
-        lines.append("")
+        lines += ["Which group is better:", ""] + comparison_lines(doc) + [""]
     lines += ["## Songs", ""]
     song_cols = ("duration", "lufs", "clipping_fraction", "true_peak_dbfs", "non_silent", "style_adherence",
                  "lyric_timing_f", "lyric_timing_reference_f", "rtf", "peak_rss_mb")
@@ -221,6 +215,18 @@ def songs_markdown(doc: dict[str, Any]) -> str:
         lines.append(f"- note: {note}")
     lines.append("\nFigures are explained in docs/evaluation.md.\n")
     return "\n".join(lines)
+
+
+def comparison_lines(doc: dict[str, Any]) -> list[str]:
+    """One bullet per compared figure: the best group (or a tie) and every group's value."""
+    titles = {k: t for k, t, _ in GROUP_COLUMNS}
+    lines = []
+    for key, cmp in doc.get("comparison", {}).items():
+        direction = "higher" if cmp["higher_is_better"] else "lower"
+        values = ", ".join(f"{g} {fmt(v)}" for g, v in cmp["values"].items())
+        verdict = f"**{cmp['best']}**" if cmp["best"] else "tie"
+        lines.append(f"- {titles.get(key, key)} ({direction} is better): {verdict} ({values})")
+    return lines
 
 
 def groups_table(groups: dict[str, dict[str, Any]]) -> str:
