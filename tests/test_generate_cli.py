@@ -105,8 +105,8 @@ def test_dropped_conditions_change_the_song_and_say_so(batch_run, ckpt, inputs, 
 def test_batch_requests_plain_lyrics_editing_continuation_and_a_bad_line(ckpt, inputs, tmp_path, capsys):
     lines = [
         {"id": "plain", "lyrics": "hello world\nsing along now", "style_text": "pop, piano", "seed": 1},
-        {"id": "edit", "lrc": str(inputs / "song.lrc"), "ref_song": "ref.wav", "segments": [[0.2, 0.5]],
-         "length": 0.8},
+        {"title": "edit", "lrc": "[00:00.05]hello world\n[00:03.00]too late to sing\n", "ref_song": "ref.wav",
+         "segments": [[0.2, 0.5]], "length": 0.8},
         {"id": "missing", "lrc_path": "nowhere.lrc"},
         "not json",
         {"id": "more", "instrumental": True, "ref_song": "ref.wav", "continue": 0.3},
@@ -119,6 +119,7 @@ def test_batch_requests_plain_lyrics_editing_continuation_and_a_bad_line(ckpt, i
     assert "requests.jsonl line 3 (missing)" in err and "nowhere.lrc" in err
     assert "requests.jsonl line 4" in err and "not valid JSON" in err
     assert "3 of 5 requests generated" in err
+    assert "warning: requests.jsonl line 2 (edit): 1 lyric line(s) start after the end of the 0.8 s song" in err
     names = sorted(p.name for p in (tmp_path / "songs").iterdir())
     assert names == ["edit.flac", "edit.json", "more.flac", "more.json", "plain.flac", "plain.json"]
 

@@ -18,7 +18,7 @@ def env(tmp_path_factory):
     (d / "empty.lrc").write_text("  \n", encoding="utf-8")
     (d / "malformed.lrc").write_text("[00:01.00]hello\n[00:61.00]world\n", encoding="utf-8")
     (d / "plain.lrc").write_text("hello world\nno timestamps here\n", encoding="utf-8")
-    (d / "late.lrc").write_text("[00:00.10]hello\n[00:05.00]far too late\n", encoding="utf-8")
+    (d / "late.lrc").write_text("[00:05.00]far too late\n[00:09.00]and later\n", encoding="utf-8")
     (d / "garbage.wav").write_bytes(b"this is not audio at all" * 100)
     write_tone(d / "style.wav", seconds=3.0)
     data = (d / "style.wav").read_bytes()
@@ -46,7 +46,7 @@ CASES = {
     "malformed LRC": (lambda d: ckpt_args(d, "--lrc", d / "malformed.lrc"), "seconds must be below 60"),
     "LRC without timestamps": (lambda d: ckpt_args(d, "--lrc", d / "plain.lrc"), "no timed lyric lines"),
     "lyrics no voice covers": (lambda d: ckpt_args(d, "--lrc", d / "late.lrc"),
-                               "start after the end of the 0.4 s song"),
+                               "every lyric line starts after the end of the 0.4 s song"),
     "no style": (lambda d: ["--ckpt", d / "last.pt", "--instrumental", "--quiet"], "give a style prompt"),
     "unreadable style audio": (lambda d: ["--ckpt", d / "last.pt", "--instrumental", "--length", "0.4",
                                           "--style-audio", d / "garbage.wav"], "garbage.wav"),
@@ -70,6 +70,9 @@ CASES = {
     "partly downloaded pretrained folder": (
         lambda d: ["--pretrained", d / "partial", "--instrumental", "--style-text", "x"],
         "is missing: vae_model.pt (the VAE; Hugging Face hub ASLP-lab/DiffRhythm-vae); a MuQ-MuLan-large folder"),
+    "missing checkpoint": (lambda d: ["--ckpt", d / "nope.pt", "--instrumental", "--style-text", "x"],
+                           "nope.pt does not exist"),
+    "unknown device": (lambda d: ckpt_args(d, "--lrc", d / "song.lrc", "--device", "toaster"), "--device toaster"),
     "both lyrics kinds": (lambda d: ckpt_args(d, "--lrc", d / "song.lrc", "--instrumental"), "takes no lyrics"),
     "bad segments": (lambda d: ckpt_args(d, "--lrc", d / "song.lrc", "--ref-song", d / "short_ref.wav",
                                          "--segments", "soon"), "--segments 'soon'"),

@@ -168,7 +168,7 @@ def requests_from_file(path: str, args: argparse.Namespace) -> list[Job]:
             data = json.loads(line)
             if not isinstance(data, dict):
                 raise UsageError("a request line must be a JSON object")
-            name = slug(str(next((data.pop(k) for k in NAME_KEYS if k in data), name)))
+            name = slug(str(next((data.pop(k) for k in NAME_KEYS if k in data), data.get("title") or name)))
             for key in ("lrc_path", "lyrics_path"):
                 if key in data:
                     target = key[:-5]
@@ -243,22 +243,25 @@ def resolve_config(args: argparse.Namespace, first_seconds: float | None):
 
 
 def read_our_checkpoint(path: str) -> dict:
+    """Our checkpoint, memory-mapped (optimizer state and EMA are not read into memory unless used)."""
     import torch
 
-    from toolkit.training.checkpoint import CheckpointError, load_checkpoint
+    from toolkit.training.checkpoint import FORMAT_VERSION, load_checkpoint
 
+    if not Path(path).is_file():
+        raise UsageError(f"checkpoint {path} does not exist")
     try:
-        payload = load_checkpoint(path)
-    except CheckpointError as err:
-        try:
-            raw = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        except Exception:
-            raise err from None
+        raw = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:
+        raw = None  # not a zip archive or not weights-only: load_checkpoint below says what is wrong
+    if isinstance(raw, dict) and raw.get("format_version") == FORMAT_VERSION:
+        payload = raw
+    else:
         keys = list(raw.get("model_state_dict", raw)) if isinstance(raw, dict) else []
-        if any(str(k).startswith("transformer.") for k in keys):
+        if any(str(k).startswith("transformer.") for k in keys) and "format_version" not in raw:
             raise UsageError(f"{path} is a published DiffRhythm DiT (cfm_model.pt), not a toolkit checkpoint: put it "
-                             "with vae_model.pt and MuQ-MuLan in a folder and pass --pretrained DIR") from None
-        raise
+                             "with vae_model.pt and MuQ-MuLan in a folder and pass --pretrained DIR")
+        payload = load_checkpoint(path)  # raises the format / version error
     if "config" not in payload or "model_state_dict" not in payload:
         raise UsageError(f"{path} lacks its config or weights: not a complete toolkit checkpoint")
     return payload
@@ -331,10 +334,14 @@ def check_job(job: Job, cfg, geo: SimpleNamespace, tools: dict) -> None:
             raise UsageError("the LRC has no timed lyric lines ([mm:ss.xx]text); for plain lyrics use --lyrics, "
                              "for no lyrics --instrumental")
         late = [line for line in sung if line.time >= seconds]
-        if late:
-            raise UsageError(f"{len(late)} lyric line(s) start after the end of the {seconds:.1f} s song (first: "
+        if len(late) == len(sung):
+            raise UsageError(f"every lyric line starts after the end of the {seconds:.1f} s song (first: "
                              f"[{format_time(late[0].time)}]{late[0].text}); no voice would sing them: raise --length "
-                             "or shorten the LRC")
+                             "or fix the timestamps")
+        if late:  # upstream leaves them out silently; say so
+            print(f"{PROG}: warning: {job.origin} ({job.name}): {len(late)} lyric line(s) start after the end of "
+                  f"the {seconds:.1f} s song and are not sung (first: [{format_time(late[0].time)}]{late[0].text})",
+                  file=sys.stderr)
         kept = [line for line in parsed if line.time < seconds]
         if base_rule and kept:
             kept = kept[:-1]
@@ -403,7 +410,15 @@ def pick_device(name: str):
     import torch
 
     if name != "auto":
-        return torch.device(name)
+        try:
+            device = torch.device(name)
+        except RuntimeError as err:
+            raise UsageError(f"--device {name}: {err}") from None
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise UsageError(f"--device {name}: this torch sees no CUDA device; use --device cpu")
+        if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise UsageError(f"--device {name}: MPS is not available here; use --device cpu")
+        return device
     if torch.cuda.is_available():
         return torch.device("cuda")
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
@@ -614,6 +629,8 @@ def _main(argv: Sequence[str] | None) -> int:
         request = request_from_args(args)
         jobs = [Job(slug(args.title) if args.title else "song", request)]
     first = next((j.request for j in jobs if j.request is not None), None)
+    device = pick_device(args.device)
+    dtype_name, dtype = pick_dtype(args.dtype, device)
     cfg, source = resolve_config(args, first.length if first is not None else None)
     geo = geometry(cfg)
     tools = light_conditioners(cfg, geo)
@@ -642,8 +659,6 @@ def _main(argv: Sequence[str] | None) -> int:
     # 2. The model.
     from toolkit.bin.generate_output import sha256_prefix
 
-    device = pick_device(args.device)
-    dtype_name, dtype = pick_dtype(args.dtype, device)
     source["checkpoint"] = {"path": str(Path(source["path"]).resolve()), "sha256": sha256_prefix(source["path"])}
     if source["kind"] == "pretrained":
         files = source["files"]
