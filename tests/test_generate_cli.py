@@ -97,6 +97,8 @@ def test_dropped_conditions_change_the_song_and_say_so(batch_run, ckpt, inputs, 
     manifest = json.loads((tmp_path / "song_dropped.json").read_text())
     assert manifest["condition"] == "dropped" and manifest["guidance"] == 0.0
     assert manifest["style"]["text"] == "folk, guitar", "the prompt is recorded for style adherence"
+    assert manifest["lrc"] == LRC, "the dropped lyrics are recorded for lyric timing"
+    assert not mutagen.File(str(tmp_path / "song_dropped.wav")).tags.getall("SYLT"), "no lyrics in its tags"
     dropped, _ = sf.read(str(tmp_path / "song_dropped.wav"))
     full, _ = sf.read(str(out / "song_0.wav"))
     assert dropped.shape == full.shape and not np.allclose(dropped, full, atol=1e-3)

@@ -550,7 +550,7 @@ def run_job(job: Job, recipe, cfg, source: dict, paths: list[Path], fmt: str, ar
             "wall_seconds": wall / req.batch,
             "request_wall_seconds": wall,
             "peak_rss_mb": rss,
-            "lrc": None if req.drop_conditions else job.lrc,
+            "lrc": job.lrc,  # recorded even when dropped, as the style is: evaluation compares with it
             "style": {"audio": job.request.style_audio, "text": job.request.style_text},
             "condition": result.info.get("condition", "full"),
             "steps": steps,
@@ -571,7 +571,8 @@ def run_job(job: Job, recipe, cfg, source: dict, paths: list[Path], fmt: str, ar
         if req.batch > 1:
             title = f"{title} ({i + 1}/{req.batch})"
         job.paths += save_song(path, audio[i].to(torch.float32), result.sample_rate, fmt, title=title,
-                               lrc=job.lrc, tag_fields=tag_fields, manifest=manifest)
+                               lrc=None if req.drop_conditions else job.lrc, tag_fields=tag_fields,
+                               manifest=manifest)
 
 
 def remove_outputs(job: Job) -> None:
