@@ -2,7 +2,8 @@
 
 Random weights (speed does not depend on values), fp32, 2048 frames, batch 1 and 2 (batch 2 = one
 batched classifier-free-guidance pass). Beside it, fp32 matmul throughput is measured in the same run,
-and the DiT's achieved FLOP rate is reported as a fraction of it.
+and the DiT's achieved FLOP rate is reported as a fraction of it (matmul is re-measured right before
+and after every forward, so a machine shared with other work slows both alike).
 
     .venv/bin/python benchmarks/bench_dit.py [--frames 2048] [--repeats 3] [--threads N] [--variant base]
 
@@ -104,25 +105,31 @@ def main() -> None:
         if model.has_duration:
             conditions["duration"] = torch.ones(batch)
         t = torch.rand(batch)
-        times = []
+        times, fractions = [], []
+        flops = dit_forward_flops(model, batch, args.frames)
         with torch.inference_mode():
             for i in range(args.repeats + 1):
+                # matmul throughput right beside each forward, so a busy machine slows both alike
+                mm = matmul_gflops(repeats=3)
                 start = time.perf_counter()
                 model(x, torch.zeros_like(x), conditions, t)
                 elapsed = time.perf_counter() - start
+                mm = max(mm, matmul_gflops(repeats=3))
                 if i > 0:
                     times.append(elapsed)
-                print(f"  batch {batch} forward {i}{' (warm-up)' if i == 0 else ''}: {elapsed:.2f} s", flush=True)
-        flops = dit_forward_flops(model, batch, args.frames)
+                    fractions.append(flops / elapsed / 1e9 / mm)
+                print(f"  batch {batch} forward {i}{' (warm-up)' if i == 0 else ''}: {elapsed:.2f} s, "
+                      f"{flops / elapsed / 1e9:.1f} GFLOP/s vs matmul {mm:.1f} GFLOP/s beside it", flush=True)
         best = min(times)
-        rows.append((batch, statistics.median(times), best, flops / best / 1e9, peak_rss_gib()))
+        rows.append((batch, statistics.median(times), best, flops / best / 1e9, max(fractions), peak_rss_gib()))
 
     print(f"\nDiffRhythm DiT ({args.variant}, {args.frames} frames, fp32), "
           f"{dit_forward_flops(model, 1, args.frames) / 1e12:.2f} TFLOP per item")
-    print("| batch | median s | min s | GFLOP/s (at min) | fraction of matmul | peak RSS GiB |")
+    print(f"fp32 matmul at start: {gflops_mm:.1f} GFLOP/s")
+    print("| batch | median s | min s | GFLOP/s (at min) | fraction of matmul (best, measured beside) | peak RSS GiB |")
     print("|---|---|---|---|---|---|")
-    for batch, med, best, rate, rss in rows:
-        print(f"| {batch} | {med:.2f} | {best:.2f} | {rate:.1f} | {rate / gflops_mm:.2f} | {rss:.2f} |")
+    for batch, med, best, rate, frac, rss in rows:
+        print(f"| {batch} | {med:.2f} | {best:.2f} | {rate:.1f} | {frac:.2f} | {rss:.2f} |")
 
 
 if __name__ == "__main__":
