@@ -34,11 +34,16 @@ def song(starts, pitch, seed, noise=0.002):
     return y.astype(np.float32)
 
 
-def write_manifest(path, condition, style_audio, wall=3.0, rss=512.0, lrc=LRC):
-    path.with_suffix(".json").write_text(json.dumps({
-        "request": {"id": path.stem.split("_")[0]}, "seconds": SECONDS, "wall_seconds": wall,
-        "peak_rss_mb": rss, "lrc": lrc, "style": {"audio": str(style_audio), "text": None},
-        "condition": condition}))
+def write_manifest(path, condition, style_audio, wall=3.0, rss=512.0, lrc=LRC, request_only=False):
+    """The generation CLI's manifest; `request_only`: the id and style only inside the request, as
+    toolkit.bin.generate's requests carry them (title, style_audio)."""
+    manifest = {"request": {"id": path.stem.split("_")[0]}, "seconds": SECONDS, "wall_seconds": wall,
+                "peak_rss_mb": rss, "lrc": lrc, "style": {"audio": str(style_audio), "text": None},
+                "condition": condition}
+    if request_only:
+        manifest["request"] = {"title": path.stem.split("_")[0], "style_audio": str(style_audio)}
+        del manifest["style"]
+    path.with_suffix(".json").write_text(json.dumps(manifest))
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +59,9 @@ def exp(tmp_path_factory):
         sf.write(refs[name], song(LINES, pitch, seed), SR)
     with open(data / "valid.jsonl", "w") as fh:
         fh.write(json.dumps({"id": "a", "audio": "ref/a.wav", "lrc": "a.lrc"}) + "\n")
-        fh.write(json.dumps({"id": "b", "audio": "ref/b.wav", "lrc": LRC, "style": str(refs["b"])}) + "\n")
+        # As toolkit.bin.prepare writes it: absolute path, the LRC in "lyrics".
+        fh.write(json.dumps({"id": "b", "path": str(refs["b"].resolve()), "lyrics": LRC, "lyrics_kind": "lrc",
+                             "title": "B"}) + "\n")
     songs = root / "songs"
     songs.mkdir()
     for name, pitch, seed in (("a", 220.0, 11), ("b", 330.0, 12)):
@@ -64,7 +71,8 @@ def exp(tmp_path_factory):
         write_manifest(full, "full", refs[name], wall=6.0)
         dropped = songs / f"{name}_dropped.wav"
         sf.write(dropped, song(SHUFFLED, pitch * 2.7, seed + 10, noise=0.05), SR)
-        write_manifest(dropped, "dropped", refs[name], wall=3.0, lrc=None)  # lrc from the reference manifest
+        # No LRC recorded: the reference manifest's is used.
+        write_manifest(dropped, "dropped", refs[name], wall=3.0, lrc=None, request_only=name == "b")
     with open(root / "metrics.jsonl", "w") as fh:
         for step in range(1, 41):
             row = {"step": step, "loss": 1.0 / step}
@@ -115,8 +123,10 @@ def test_songs_command_without_manifest_or_manifest_json(tmp_path, exp):
     songs.mkdir()
     sf.write(songs / "x.wav", song(LINES, 200.0, 5), SR)
     sf.write(songs / "silent.wav", np.zeros(SR, dtype=np.float32), SR)
+    (songs / "silent.json").write_text(json.dumps({"lrc": "[00:61.00]seconds over 59"}))
     assert main(["songs", "--songs", str(songs), "--out", str(tmp_path / "out"), "--embedding", "none"]) == 0
     doc = json.loads((tmp_path / "out" / "evaluation.json").read_text())
+    assert "silent.wav: LRC not readable" in (tmp_path / "out" / "evaluation.md").read_text()
     assert list(doc["groups"]) == ["all"]
     assert doc["groups"]["all"]["non_silent"] == pytest.approx(0.5)
     assert doc["groups"]["all"]["rtf"] is None
@@ -165,6 +175,7 @@ def test_codec_command_writes_its_table(tmp_path, capsys):
     toy = rows["toy_random_test"]
     assert toy["random_weights"] and toy["label"] == "toy_random_test (random weights)"
     assert toy["si_sdr"] is None and toy["pesq_wb"] is None and toy["encode_rtf"] > 0 and toy["peak_rss_mb"] > 0
+    assert all("si_sdr" not in f for f in toy["files"])  # not computed at all
     md = (out / "codec_evaluation.md").read_text()
     toy_row = next(line for line in md.splitlines() if line.startswith("| toy_random_test"))
     cells = [c.strip() for c in toy_row.strip("|").split("|")]

@@ -2,8 +2,9 @@
 
 Generation manifest `X.json` beside each generated `X.wav` (fields read; every one is optional):
 
-    request        the generation request (dict); its "id" / "name" / "utt" / "key" names the
-                   reference item, its "lrc" and "style" are fallbacks for the top-level ones
+    request        the generation request (dict); its "id" / "name" / "utt" / "key" / "title" names
+                   the reference item; its "lrc" and "style" (or "style_audio" / "style_text") are
+                   fallbacks for the top-level ones
     seconds        seconds of audio generated (default: read from the wav header)
     wall_seconds   generation wall time in seconds (-> real-time factor = wall_seconds / seconds)
     peak_rss_mb    peak resident memory of the generation process, MiB
@@ -17,7 +18,8 @@ Reference manifest (`--manifest VALID.jsonl`, one JSON object per line; fields r
 
     id | name | utt | key       the item name (else the stem of its audio file)
     audio | path | wav | audio_path   the reference recording (relative paths: to the manifest's folder, then cwd)
-    lrc | lrc_path              LRC text or a path to an .lrc file
+    lrc | lrc_path              LRC text or a path to an .lrc file; else `lyrics` when it is an LRC
+                                (`lyrics_kind` "lrc", as toolkit.bin.prepare writes, or timestamped text)
     style                       a style prompt (path, text or {"audio", "text"}), a fallback for style adherence
 """
 
@@ -102,6 +104,12 @@ def read_lrc(value: Any, base: Path) -> str | None:
     return value
 
 
+def _looks_like_lrc(text: str) -> bool:
+    from ..conditioners.lrc import looks_like_lrc
+
+    return looks_like_lrc(text)
+
+
 def _strip_group_suffix(stem: str) -> str:
     for suffix in GROUP_SUFFIXES:
         if stem.endswith(suffix):
@@ -128,7 +136,11 @@ def read_reference_manifest(path: str | os.PathLike) -> dict[str, ReferenceItem]
         audio = _resolve(_first(entry, AUDIO_KEYS), base)
         key = _first(entry, ID_KEYS)
         key = str(key) if key is not None else (audio.stem if audio else f"line{number}")
-        item = ReferenceItem(key=key, audio=audio, lrc=read_lrc(_first(entry, LRC_KEYS), base),
+        lrc = read_lrc(_first(entry, LRC_KEYS), base)
+        lyrics = entry.get("lyrics")
+        if lrc is None and isinstance(lyrics, str) and (entry.get("lyrics_kind") == "lrc" or _looks_like_lrc(lyrics)):
+            lrc = lyrics
+        item = ReferenceItem(key=key, audio=audio, lrc=lrc,
                              style=entry.get("style"))
         index.setdefault(key, item)
         if audio is not None:
@@ -163,13 +175,15 @@ def read_generated_song(path: Path, songs_dir: Path) -> GeneratedSong:
     if not group:
         rel = path.relative_to(songs_dir)
         group = rel.parts[0] if len(rel.parts) > 1 else "all"
-    keys = [str(k) for k in (_first(request, ID_KEYS), _first(manifest, ID_KEYS)) if k is not None]
+    keys = [str(k) for k in (_first(request, ID_KEYS + ("title",)), _first(manifest, ID_KEYS)) if k is not None]
     request_audio = _first(request, AUDIO_KEYS)
     if isinstance(request_audio, str):
         keys.append(Path(request_audio).stem)
     keys += [path.stem, _strip_group_suffix(path.stem)]
     lrc_value = manifest["lrc"] if "lrc" in manifest else request.get("lrc")
     style = manifest.get("style") if manifest.get("style") is not None else request.get("style")
+    if style is None and (request.get("style_audio") or request.get("style_text")):
+        style = {"audio": request.get("style_audio"), "text": request.get("style_text")}
     if isinstance(style, dict):
         style = {k: (str(_resolve(v, manifest_path.parent)) if k == "audio" and v else v) for k, v in style.items()}
     return GeneratedSong(

@@ -77,7 +77,13 @@ def song_figures(song: GeneratedSong, reference: ReferenceItem | None, embedder:
             row["style_adherence"] = cosine_similarity(prompt, embedding)
     lrc = song.lrc or (reference.lrc if reference else None)
     if lrc:
-        timing = lyric_timing(wav, sr, lrc, tolerance)
+        from ..conditioners.lrc import LrcError
+
+        try:
+            timing = lyric_timing(wav, sr, lrc, tolerance)
+        except LrcError as err:
+            row["note"] = f"LRC not readable, no lyric timing: {err}"
+            return row, embedding
         for key in ("f", "precision", "recall", "chance_f"):
             if key in timing:
                 row[f"lyric_timing_{key}"] = timing[key]
@@ -85,7 +91,10 @@ def song_figures(song: GeneratedSong, reference: ReferenceItem | None, embedder:
             cache_key = f"{reference.audio}|{tolerance}"
             if cache_key not in reference_timing:
                 ref_wav, ref_sr = load_audio(reference.audio)
-                reference_timing[cache_key] = lyric_timing(ref_wav, ref_sr, reference.lrc, tolerance)
+                try:
+                    reference_timing[cache_key] = lyric_timing(ref_wav, ref_sr, reference.lrc, tolerance)
+                except LrcError:
+                    reference_timing[cache_key] = {}
             if "f" in reference_timing[cache_key]:
                 row["lyric_timing_reference_f"] = reference_timing[cache_key]["f"]
     return row, embedding
@@ -211,7 +220,7 @@ def songs_markdown(doc: dict[str, Any]) -> str:
     lines.append(markdown_table(["song", "group"] + [titles.get(c, c) for c in song_cols],
                                 [[Path(r["song"]).name, r["group"]] + [r.get(c) for c in song_cols]
                                  for r in doc["songs"]]))
-    for note in doc.get("notes", []):
+    for note in doc.get("notes", []) + [f"{Path(r['song']).name}: {r['note']}" for r in doc["songs"] if r.get("note")]:
         lines.append(f"- note: {note}")
     lines.append("\nFigures are explained in docs/evaluation.md.\n")
     return "\n".join(lines)

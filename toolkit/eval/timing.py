@@ -24,7 +24,6 @@ Lines closer together than `min_separation` can never all be matched.
 
 from __future__ import annotations
 
-import re
 from typing import Any, Sequence
 
 import numpy as np
@@ -40,30 +39,16 @@ CONTEXT_SECONDS = 0.2
 DEFAULT_TOLERANCE = 0.5
 DEFAULT_MIN_SEPARATION = 1.0
 
-# [mm:ss], [mm:ss.xx] or [mm:ss.xxx], possibly several stamps before one text.
-_STAMP = re.compile(r"\[(\d+):(\d{1,2}(?:\.\d+)?)\]")
-
-
 def lrc_line_starts(lrc: str) -> list[float]:
-    """Start times (seconds, sorted) of the LRC lines that carry text; metadata tags and empty lines skipped.
+    """Start times (seconds, sorted) of the LRC lines that carry text (toolkit.conditioners.lrc reads the LRC).
 
-    A line with several stamps (`[00:10.00][01:10.00]chorus`) starts at each of them. A stamped line
-    with no text (an end marker) is not a line start.
+    A line with several stamps (`[00:10.00][01:10.00]chorus`) starts at each of them; `[offset:]` is
+    applied; a stamped line with no text (an instrumental gap or end marker) is not a line start.
+    Raises toolkit.conditioners.lrc.LrcError on a malformed timestamp.
     """
-    starts: list[float] = []
-    for raw in lrc.splitlines():
-        line = raw.strip()
-        stamps = []
-        pos = 0
-        while True:
-            m = _STAMP.match(line, pos)
-            if not m:
-                break
-            stamps.append(int(m.group(1)) * 60 + float(m.group(2)))
-            pos = m.end()
-        if stamps and line[pos:].strip():
-            starts.extend(stamps)
-    return sorted(starts)
+    from ..conditioners.lrc import parse_lrc
+
+    return sorted(line.time for line in parse_lrc(lrc).lines if line.text)
 
 
 def match_count(reference: Sequence[float], estimated: Sequence[float], tolerance: float) -> int:
