@@ -63,16 +63,34 @@ def test_the_config_is_read_off_the_files(folder):
     assert cfg["negative_style"] == "negative" and cfg["sampler"] == {"type": "flow", "steps": 31, "cfg_strength": 4.0}
 
 
-def test_published_weights_load_strictly(folder):
-    from toolkit.models.diffrhythm.pretrained import load_dit_weights
-    from toolkit.models.factory import build_recipe
+def test_published_weights_load_strictly(folder, tmp_path):
+    from toolkit.models.diffrhythm.checkpoints import CheckpointMismatchError
+    from toolkit.models.diffrhythm.pretrained import build_published_recipe
 
     cfg, files, _ = pretrained_config(folder, "base")
-    recipe = build_recipe(cfg)
-    load_dit_weights(recipe, files.dit)
+    recipe = build_published_recipe(cfg, files.dit)
     stored = torch.load(files.dit, weights_only=True)["model_state_dict"]
     for key, value in recipe.transformer.state_dict().items():
         assert torch.equal(value, stored[f"transformer.{key}"].float()), key
+    tensors = [*recipe.parameters(), *recipe.buffers(), *recipe.codec.parameters(), *recipe.codec.buffers()]
+    assert not any(t.is_meta for t in tensors)
+    # Built without random initialisation, the DiT computes what the ordinarily built one does.
+    from toolkit.models.diffrhythm.pretrained import load_dit_weights
+    from toolkit.models.factory import build_recipe
+
+    plain = build_recipe(cfg)
+    load_dit_weights(plain, files.dit)
+    g = torch.Generator().manual_seed(0)
+    x, cond = torch.randn(1, 40, 8, generator=g), torch.zeros(1, 40, 8)
+    conditions = {"lyrics": torch.randint(0, 364, (1, 40), generator=g), "style": torch.randn(1, 512, generator=g)}
+    with torch.no_grad():
+        assert torch.equal(recipe.transformer(x, cond, conditions, torch.tensor([0.3])),
+                           plain.transformer(x, cond, conditions, torch.tensor([0.3])))
+
+    del stored["transformer.proj_out.bias"]
+    torch.save({"model_state_dict": stored}, tmp_path / "cfm_model.pt")
+    with pytest.raises(CheckpointMismatchError, match="proj_out.bias"):
+        build_published_recipe(cfg, tmp_path / "cfm_model.pt")
 
 
 def test_variants(folder, tmp_path):

@@ -446,8 +446,13 @@ def build_model(cfg, source: dict, device, dtype, ema: str):
     from toolkit.models.diffrhythm.checkpoints import load_state_dict_strict
     from toolkit.models.factory import build_recipe
 
-    recipe = build_recipe(cfg)
-    if source["kind"] == "ckpt":
+    if source["kind"] == "pretrained":
+        from toolkit.models.diffrhythm.pretrained import build_published_recipe
+
+        recipe = build_published_recipe(cfg, source["path"])
+        source["weights"] = "model"
+    else:
+        recipe = build_recipe(cfg)
         from toolkit.training.checkpoint import strip_ema
 
         payload = source["payload"]
@@ -458,11 +463,6 @@ def build_model(cfg, source: dict, device, dtype, ema: str):
         state = strip_ema(payload["ema_model_state_dict"]) if use_ema else payload["model_state_dict"]
         load_state_dict_strict(recipe, state, source=source["path"])
         source["weights"] = "ema" if use_ema else "model"
-    else:
-        from toolkit.models.diffrhythm.pretrained import load_dit_weights
-
-        load_dit_weights(recipe, source["path"])
-        source["weights"] = "model"
     recipe.eval()
     recipe.to_device(device, dtype)
     if hasattr(recipe.style, "device") and isinstance(recipe.style.device, torch.device):

@@ -290,3 +290,31 @@ def load_dit_weights(recipe: torch.nn.Module, path: str | Path) -> None:
 
     state = read_state_dict(path)
     load_state_dict_strict(recipe.transformer, state, source=str(path))
+
+
+def _tensors(module: torch.nn.Module):
+    yield from module.parameters()
+    yield from module.buffers()
+
+
+def build_published_recipe(cfg: Mapping[str, Any], dit_path: str | Path):
+    """The recipe with the published DiT loaded, without first initialising 1.1 B random weights.
+
+    The recipe is built under the meta device (the TorchScript VAE and the lazily loaded MuQ-MuLan
+    stay real), the DiT is materialised empty and filled from the file. If anything else ended up on
+    the meta device, the recipe is built the ordinary way instead.
+    """
+    from ..factory import build_recipe
+
+    with torch.device("meta"):
+        recipe = build_recipe(cfg)
+    transformer = recipe.transformer
+    rest = [t for name, m in recipe.named_children() if m is not transformer for t in _tensors(m)]
+    rest += list(_tensors(recipe.codec))
+    if any(t.is_meta for t in rest):
+        recipe = build_recipe(cfg)
+    else:
+        recipe.transformer = transformer.to_empty(device="cpu")
+        recipe.transformer.reset_buffers()
+    load_dit_weights(recipe, dit_path)
+    return recipe
