@@ -152,3 +152,25 @@ def test_module_entry_point_prints_help():
                  "--pretrained", "--ckpt", "--variant", "--device", "--dtype", "--format", "--out", "--requests",
                  "--drop-conditions"):
         assert flag in out.stdout
+
+
+@pytest.mark.parametrize("fmt", ["wav", "flac", "mp3", "ogg"])
+def test_every_format_is_scaled_peak_normalised_and_tagged(fmt, tmp_path):
+    import torch
+
+    from toolkit.bin.generate_output import save_song
+    from toolkit.data.tags import read_tags
+
+    t = torch.arange(44100) / 44100
+    wav = torch.stack([3.0 * torch.sin(2 * np.pi * 440 * t), 0.5 * torch.sin(2 * np.pi * 330 * t)])  # peak 3: too loud
+    written = save_song(tmp_path / f"x.{fmt}", wav, 44100, fmt, title="T", lrc=LRC,
+                        tag_fields={"SEED": "5"}, manifest={"seed": 5})
+    assert [p.name for p in written] == [f"x.{fmt}", "x.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([f"x.{fmt}", "x.json"]), "no temporary files left"
+    back, sr = sf.read(str(tmp_path / f"x.{fmt}"), dtype="float32")
+    assert sr == 44100 and back.shape[1] == 2
+    peak_db = 20 * np.log10(np.abs(back).max())
+    assert peak_db == pytest.approx(-1.0, abs=1e-3 if fmt in ("wav", "flac") else 0.8)
+    tags = read_tags(tmp_path / f"x.{fmt}")
+    assert tags.title == "T" and "sing along now" in tags.lyrics
+    assert json.loads((tmp_path / "x.json").read_text()) == {"seed": 5}

@@ -224,6 +224,8 @@ def resolve_config(args: argparse.Namespace, first_seconds: float | None):
         if args.variant:
             raise UsageError("--variant applies to --pretrained folders; a toolkit checkpoint knows its config")
         payload = read_our_checkpoint(args.ckpt)
+        if args.ema == "yes" and "ema_model_state_dict" not in payload:
+            raise UsageError(f"{args.ckpt} has no EMA weights: use --ema no (or auto)")
         cfg = apply_overrides(OmegaConf.create(payload["config"]), args.overrides)
         source = {"kind": "ckpt", "path": str(args.ckpt), "payload": payload}
     else:
@@ -457,8 +459,6 @@ def build_model(cfg, source: dict, device, dtype, ema: str):
 
         payload = source["payload"]
         has_ema = "ema_model_state_dict" in payload
-        if ema == "yes" and not has_ema:
-            raise UsageError(f"{source['path']} has no EMA weights: use --ema no")
         use_ema = has_ema and ema != "no"
         state = strip_ema(payload["ema_model_state_dict"]) if use_ema else payload["model_state_dict"]
         load_state_dict_strict(recipe, state, source=source["path"])
