@@ -251,7 +251,13 @@ class Trainer:
         resume = None
         if self.is_main:
             self.checkpoints.remove_stale_temporaries()
-        if self.checkpoints.last.is_file():
+        found = self.checkpoints.last.is_file()
+        seen = int(self._reduce(torch.tensor(float(found)), "sum").item())
+        if 0 < seen < self.world_size:
+            raise FileNotFoundError(
+                f"{self.checkpoints.last} is visible to {seen} of {self.world_size} processes: the experiment folder "
+                f"must be on a file system every machine shares (or copied to each) before resuming")
+        if found:
             resume = load_checkpoint(self.checkpoints.last)
             self.log(f"resuming from {self.checkpoints.last} (step {resume['step']})")
         elif t.init_from:
