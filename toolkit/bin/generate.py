@@ -203,8 +203,9 @@ def requests_from_file(path: str, args: argparse.Namespace) -> list[Job]:
 
 
 def _resolve(value: str, base: Path) -> Path:
-    path = Path(value)
-    if path.is_absolute() or path.exists():
+    """A relative path from a requests file: beside the file if it exists there, else from the working directory."""
+    path = Path(value).expanduser()
+    if path.is_absolute() or not (base / path).exists():
         return path
     return base / path
 
@@ -318,7 +319,9 @@ def check_job(job: Job, cfg, geo: SimpleNamespace, tools: dict) -> None:
     frames = DiffRhythm.plan_frames(geo, req, ref_frames)
     DiffRhythm.edit_mask(geo, req, frames, ref_frames)
     seconds = frames / geo.frame_rate
-    base_rule = geo.max_frames == 2048  # the base model takes the last LRC line as the end-of-song marker
+    from toolkit.conditioners.lyrics_lrc import BASE_MAX_FRAMES
+
+    base_rule = geo.max_frames == BASE_MAX_FRAMES  # the base model takes the last LRC line as the end-of-song marker
 
     lrc = req.lrc
     if req.lyrics:
