@@ -127,14 +127,14 @@ class DiffRhythmDiT(Backbone):
         """c [B, 512] = time + start-time (+ duration) embeddings."""
         time = _per_item(time, batch, "time")
         start = conditions.get("start_time")
-        start = torch.zeros_like(time) if start is None else _per_item(start, batch, "start_time")
+        start = torch.zeros_like(time) if start is None else _per_item(start.to(time.dtype), batch, "start_time")
         c = self.time_embed(time) + self.start_time_embed(start)
         if self.has_duration:
             duration = conditions.get("duration")
             if duration is None:
                 raise ValueError("this DiT has a duration embedding (max_frames 6144): pass "
                                  "conditions['duration'] = generated frames / max_frames, shape [B]")
-            c = c + self.duration_time_embed(_per_item(duration, batch, "duration"))
+            c = c + self.duration_time_embed(_per_item(duration.to(time.dtype), batch, "duration"))
         return c
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor, conditions: Mapping[str, torch.Tensor],
@@ -152,13 +152,14 @@ class DiffRhythmDiT(Backbone):
         if lyrics.shape != (b, t):
             raise ValueError(f"conditions['lyrics'] must be frame-aligned [B, T] = [{b}, {t}], "
                              f"got {tuple(lyrics.shape)}")
-        style = conditions["style"]
+        style = conditions["style"].to(x.dtype)
+        cond = cond.to(x.dtype)
         if drop_style is not None:
             style = style.masked_fill(drop_style[:, None], 0.0)
         if drop_audio is not None:
             cond = cond.masked_fill(drop_audio[:, None, None], 0.0)
 
-        time = torch.as_tensor(time, device=x.device)
+        time = torch.as_tensor(time, device=x.device, dtype=x.dtype)  # an fp16 model embeds fp16 times
         c = self.condition_vector(time, conditions, b)
         text = self.text_embed(lyrics, drop=drop_lyrics)
         h = self.input_embed([x, cond, text, style[:, None, :].expand(b, t, -1), c[:, None, :].expand(b, t, -1)])
