@@ -19,6 +19,14 @@ def test_reference_plan_for_2048_frames():
     assert (plan[-1].keep_start, plan[-1].keep_end) == (16, 128)
 
 
+def test_encoder_plan_is_the_same_rule_in_samples():
+    hop = 2048
+    starts = chunk_starts(2048 * hop, 128 * hop, 32 * hop)
+    assert starts == [96 * hop * i for i in range(21)]
+    plan = chunk_plan(2048 * hop, 128 * hop, 32 * hop)
+    assert (plan[1].keep_start, plan[1].keep_end) == (16 * hop, 112 * hop)
+
+
 def test_unaligned_last_chunk_is_right_aligned():
     starts = chunk_starts(2100, 128, 32)
     assert starts[:-1] == [96 * i for i in range(21)]

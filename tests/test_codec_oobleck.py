@@ -138,3 +138,10 @@ def test_encode_pads_samples_and_samples_or_takes_mean(kwargs, weights):
 
 def test_native_state_handles_plain_keys(weights):
     assert native_oobleck_state(weights).keys() == weights.keys()
+
+
+def test_half_precision_latents_are_cast(kwargs, weights):
+    codec = OobleckCodec(**kwargs)
+    codec.load_state_dict(weights)
+    z = torch.randn(1, 6, kwargs["latent_dim"])
+    torch.testing.assert_close(codec.decode(z.half()), codec.decode(z.half().float()))

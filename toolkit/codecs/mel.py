@@ -87,7 +87,7 @@ class MelCodec(Codec):
         """[B, C, N] -> [B, N//hop + 1, n_mels * C] (normalised)."""
         if wav.dim() != 3 or wav.shape[1] != self.channels:
             raise ValueError(f"expected audio [batch, {self.channels}, samples], got {tuple(wav.shape)}")
-        mel = self.log_mel(wav)                                     # [B, C, M, T]
+        mel = self.log_mel(wav.to(self.features.mel_spec.mel_scale.fb.dtype))  # [B, C, M, T]
         z = mel.flatten(1, 2).transpose(1, 2)                       # [B, T, C*M], channel-major
         return (z - self.latent_mean) / self.latent_std
 
@@ -95,7 +95,7 @@ class MelCodec(Codec):
         """[B, T, C*M] normalised latents -> raw log-mels [B, C, M, T]."""
         if z.dim() != 3 or z.shape[-1] != self.latent_dim:
             raise ValueError(f"expected latents [batch, frames, {self.latent_dim}], got {tuple(z.shape)}")
-        mel = z * self.latent_std + self.latent_mean
+        mel = z.to(self.features.mel_spec.mel_scale.fb.dtype) * self.latent_std + self.latent_mean
         return mel.transpose(1, 2).reshape(z.shape[0], self.channels, self.n_mels, z.shape[1])
 
     @torch.no_grad()

@@ -98,6 +98,11 @@ class OobleckCodec(Codec):
         """[B, D, T] -> [B, C, T*hop]."""
         return self.scripted.decode_latents(z) if self.scripted is not None else self.decoder(z)
 
+    def _param_dtype(self) -> torch.dtype:
+        """Inputs are cast to the weights' dtype (a DiT may hand over fp16/bf16 latents)."""
+        params = self.scripted.module.parameters() if self.scripted is not None else self.parameters()
+        return next(iter(params), torch.empty(0)).dtype
+
     # -- the Codec protocol --------------------------------------------------------------------------------------
     @torch.no_grad()
     def encode(self, wav: torch.Tensor, *, sample: bool | None = None, noise: torch.Tensor | None = None,
@@ -105,6 +110,7 @@ class OobleckCodec(Codec):
         """[B, C, N] -> [B, ceil(N/hop), D]. `noise` ([B, D, T]) or `generator` fix the VAE sample."""
         if wav.dim() != 3 or wav.shape[1] != self.channels:
             raise ValueError(f"expected audio [batch, {self.channels}, samples], got {tuple(wav.shape)}")
+        wav = wav.to(self._param_dtype())
         pad = (-wav.shape[-1]) % self.hop_length
         if pad:
             wav = F.pad(wav, (0, pad))
@@ -122,7 +128,7 @@ class OobleckCodec(Codec):
         """[B, T, D] -> [B, C, T*hop]."""
         if z.dim() != 3 or z.shape[-1] != self.latent_dim:
             raise ValueError(f"expected latents [batch, frames, {self.latent_dim}], got {tuple(z.shape)}")
-        z = z.transpose(1, 2)
+        z = z.transpose(1, 2).to(self._param_dtype())
         if self.chunked if chunked is None else chunked:
             return chunked_apply(self.decode_latents, z, chunk=self.chunk_frames, overlap=self.overlap_frames,
                                  out_per_in=self.hop_length)
