@@ -129,3 +129,26 @@ def test_batch_requests_that_are_all_bad_exit_2(env, tmp_path, capsys):
     assert status == 2
     assert "r.jsonl line 1 (a)" in err and "unknown request field(s) ['bogus']" in err
     assert not (tmp_path / "songs").exists()
+
+
+def test_base_model_end_marker_rule():
+    """With a base model (2048 frames) the LRC's last line is the end marker, as upstream: a one-line LRC sings
+    nothing (error), and plain lyrics get a marker appended so every line is sung."""
+    from types import SimpleNamespace
+
+    from toolkit.bin.common import UsageError
+    from toolkit.bin.generate import Job, check_job
+    from toolkit.conditioners.lrc import parse_lrc
+    from toolkit.models.diffrhythm.request import SongRequest
+
+    fr = 44100 / 2048
+    geo = SimpleNamespace(frame_rate=fr, max_frames=2048, default_seconds=None, sample_rate=44100,
+                          frames_for=lambda s: int(s * fr))
+    job = Job("one", SongRequest(lrc="[00:01.00]only line\n", style_text="pop", length=30))
+    with pytest.raises(UsageError, match="end-of-song marker"):
+        check_job(job, None, geo, {})
+    job = Job("plain", SongRequest(lyrics="first line\nsecond line", style_text="pop", length=30))
+    check_job(job, None, geo, {})
+    lines = parse_lrc(job.lrc).lines
+    assert [l.text for l in lines] == ["first line", "second line", ""] and lines[1].time == pytest.approx(int(30 * fr) / fr / 2, abs=0.01)
+    assert lines[-1].time < int(30 * fr) / fr and job.run_request.lyrics is None and job.run_request.lrc == job.lrc
