@@ -8,14 +8,17 @@ no alignment model). What it measures, exactly:
 2. Phrase-onset novelty at frame t = (mean band dB over the next 0.2 s) - (mean band dB over the
    previous 0.2 s), kept where positive: large where the band gets loud after being quiet, i.e.
    where a sung phrase (or anything else in that band) starts after a pause.
-3. The K strongest local maxima of the novelty, at least `min_separation` seconds apart, are the
-   detected onsets, where K = the number of LRC lines starting inside the song.
+3. Candidates are the local maxima of the novelty of at least a quarter of the largest. Each scores
+   its height times the time since the previous candidate (capped at 2 s): a line usually starts
+   after a pause or a held note, while onsets inside a phrase follow each other closely. The K
+   best-scoring candidates, at least `min_separation` seconds apart, are the detected onsets, where
+   K = the number of LRC lines starting inside the song.
 4. Detected onsets are matched one to one with the LRC line starts within +-`tolerance` seconds
    (maximum matching); precision = matches / detected, recall = matches / lines, F = 2PR / (P + R).
    With K detections, precision = recall = F unless the song has fewer than K novelty peaks.
 
 Limits: instruments playing in the vocal band make onsets too (in a chorale the accompaniment doubles
-the voices), so the figure is only meaningful next to the same measure on the reference recording of
+the voices and plays through the phrase ends, so a line start is only a note after a held one), so the figure is only meaningful next to the same measure on the reference recording of
 the same LRC (`reference_f`) and against chance (`chance_f`, the expected F of K onsets placed at
 random: about min(1, K * 2 * tolerance / duration)). It checks line starts only: it cannot tell
 whether the right words are sung, nor whether lines inside a phrase without a pause are placed right.
@@ -38,6 +41,8 @@ BAND_HZ = (250.0, 3500.0)
 CONTEXT_SECONDS = 0.2
 DEFAULT_TOLERANCE = 0.5
 DEFAULT_MIN_SEPARATION = 1.0
+PEAK_FLOOR = 0.25  # novelty peaks below this fraction of the largest are not phrase-onset candidates
+HOLD_CAP_SECONDS = 2.0  # the pause / held note before a candidate counts up to this long
 
 def lrc_line_starts(lrc: str) -> list[float]:
     """Start times (seconds, sorted) of the LRC lines that carry text (toolkit.conditioners.lrc reads the LRC).
@@ -108,13 +113,25 @@ def vocal_band_novelty(wav: Any, sample_rate: int) -> tuple[np.ndarray, float]:
     return np.maximum(after - before, 0.0), frame_rate
 
 
-def strongest_peaks(novelty: np.ndarray, frame_rate: float, count: int, min_separation: float) -> list[float]:
-    """Times (s) of the `count` largest local maxima of `novelty`, pairwise >= min_separation apart."""
+def phrase_onsets(novelty: np.ndarray, frame_rate: float, count: int, min_separation: float,
+                  floor_fraction: float = PEAK_FLOOR, hold_cap: float = HOLD_CAP_SECONDS) -> list[float]:
+    """Times (s) of the `count` most phrase-like onsets, pairwise >= min_separation apart.
+
+    Candidates are local maxima of the novelty of at least `floor_fraction` of the largest one. A
+    candidate's score is its height times the time since the previous candidate (capped at `hold_cap`
+    seconds): a line usually starts after a pause or a held note, while onsets inside a phrase follow
+    each other closely. The highest scores win.
+    """
     if count <= 0 or len(novelty) < 3:
         return []
     interior = (novelty[1:-1] > 0) & (novelty[1:-1] >= novelty[:-2]) & (novelty[1:-1] > novelty[2:])
     candidates = np.flatnonzero(interior) + 1
-    order = candidates[np.argsort(-novelty[candidates], kind="stable")]
+    if not len(candidates):
+        return []
+    candidates = candidates[novelty[candidates] >= floor_fraction * novelty[candidates].max()]
+    gaps = np.diff(np.concatenate([[-np.inf], candidates.astype(float)])) / frame_rate
+    score = novelty[candidates] * np.minimum(gaps, hold_cap)
+    order = candidates[np.argsort(-score, kind="stable")]
     chosen: list[int] = []
     gap = min_separation * frame_rate
     for frame in order:
@@ -139,7 +156,7 @@ def lyric_timing(wav: Any, sample_rate: int, lrc: str | Sequence[float], toleran
     if not starts:
         return {}
     novelty, frame_rate = vocal_band_novelty(wav, sample_rate)
-    onsets = strongest_peaks(novelty, frame_rate, len(starts), min_separation)
+    onsets = phrase_onsets(novelty, frame_rate, len(starts), min_separation)
     result = f_measure(starts, onsets, tolerance)
     result["lines"] = float(len(starts))
     result["chance_f"] = float(min(1.0, len(starts) * 2.0 * tolerance / max(duration, 1e-9)))
