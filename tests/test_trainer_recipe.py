@@ -56,8 +56,6 @@ def test_cli_trains_resumes_and_exports_the_real_recipe(setup, capsys):
     exp = root / "exp"
     args = ["--config", str(config), "--exp", str(exp), "--features", str(features)]
     assert train_cli.main(args) == 0
-    assert train_cli.main(args + ["train.max_steps=3", "train.save_every=3", "train.lora.rank=2"]) == 2
-    assert "lora" in capsys.readouterr().err  # a LoRA run cannot resume a plain checkpoint: readable error
     assert train_cli.main(args + ["train.max_steps=3", "train.save_every=3"]) == 0
     out = capsys.readouterr().out
     assert "resuming from" in out and "final valid loss (step 3)" in out
