@@ -429,7 +429,10 @@ def build_set(out: str | Path, num_pieces: int = DEFAULT_NUM_PIECES, settings: B
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
 
-        pool = ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"))
+        # fork: workers start at once and share the parent's imports (no torch op has run, no
+        # threads yet); spawn elsewhere.
+        method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+        pool = ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context(method))
         fresh = pool.map(_build_worker, todo)
     records: list[dict] = []
     try:
