@@ -18,7 +18,7 @@ from typing import Mapping, Sequence
 import torch
 from torch import nn
 
-from .oobleck_blocks import DecoderBlock, EncoderBlock, WNConv1d, activation
+from .oobleck_blocks import DecoderBlock, EncoderBlock, WNConv1d, activation, fold_to_weight_norm
 
 
 def _reject_unsupported(antialias_activation: bool, use_nearest_upsample: bool = False) -> None:
@@ -103,8 +103,6 @@ def to_weight_norm_layout(state: Mapping[str, torch.Tensor],
     `wn_names` are the weight-normed convolutions' names (the module prefixes); by default every 3-d
     '<name>.weight' under encoder./decoder. that has no '<name>.weight_v' beside it.
     """
-    from .oobleck_blocks import fold_to_weight_norm
-
     out: dict[str, torch.Tensor] = {}
     for key, value in state.items():
         name, _, leaf = key.rpartition(".")

@@ -43,9 +43,9 @@ class ISTFT(nn.Module):
         ifft = torch.fft.irfft(spec, self.n_fft, dim=1, norm="backward") * self.window[None, :, None]
         out_len = (frames - 1) * self.hop_length + self.win_length
         fold = dict(output_size=(1, out_len), kernel_size=(1, self.win_length), stride=(1, self.hop_length))
-        y = F.fold(ifft, **fold)[:, 0, 0, pad:-pad]
+        y = F.fold(ifft, **fold)[:, 0, 0, pad:out_len - pad]
         env = self.window.square().expand(1, frames, -1).transpose(1, 2)
-        env = F.fold(env, **fold).squeeze()[pad:-pad]
+        env = F.fold(env, **fold)[0, 0, 0, pad:out_len - pad]
         if not torch.all(env > 1e-11):
             raise ValueError("the ISTFT window envelope has zeros: hop_length too large for the window")
         return y / env
