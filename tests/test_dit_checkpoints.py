@@ -127,3 +127,16 @@ def test_missing_file_and_missing_entry(tmp_path):
     torch.save({"model_state_dict": {"transformer.proj_out.bias": torch.zeros(8)}}, path)
     with pytest.raises(KeyError, match="ema_model_state_dict"):
         read_state_dict(path, use_ema=True)
+
+
+def test_load_into_an_existing_backbone(tmp_path):
+    from toolkit.models.diffrhythm.checkpoints import load_checkpoint_into
+
+    source = small_model("base", seed=4)
+    path = tmp_path / "cfm_model.pt"
+    torch.save({"model_state_dict": {f"transformer.{k}": v.half() for k, v in source.state_dict().items()}}, path)
+    target = small_model("base", seed=5)
+    assert load_checkpoint_into(target, path) is target
+    assert_same_weights(target, source.state_dict())
+    with pytest.raises(CheckpointMismatchError, match="duration_time_embed"):
+        load_checkpoint_into(small_model("full"), path)  # a base file into a v1.2 full model

@@ -189,3 +189,11 @@ def load_diffrhythm_checkpoint(path: str | Path, variant: str | None = None, *, 
     # load_state_dict copies tensor by tensor, casting fp16 -> dtype on the way (no second full copy).
     load_state_dict_strict(model, state, source=str(path))
     return model.eval()
+
+
+def load_checkpoint_into(model: DiffRhythmDiT, path: str | Path, *, use_ema: bool | None = None) -> DiffRhythmDiT:
+    """Load a published / trainer / safetensors checkpoint strictly into an existing backbone (e.g. the
+    one a recipe built); fp16 files are cast to the model's dtype. Returns the model."""
+    state = read_state_dict(path, use_ema=use_ema)
+    load_state_dict_strict(model, state, source=str(path))
+    return model
