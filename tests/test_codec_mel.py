@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
-from golden import load_cases, select_cases
+from golden import golden_file, load_cases, select_cases
 from toolkit.codecs.mel import MelCodec
 from toolkit.codecs.mel_features import LogMelFeatures
 from toolkit.registry import CODECS
@@ -28,15 +30,18 @@ def mel_error(codec: MelCodec, ours: torch.Tensor, reference: torch.Tensor) -> f
 
 def test_front_end_matches_f5tts_golden_mels():
     cases = load_cases("f5tts")
+    mel = json.loads(golden_file("f5tts", "config.json").read_text())["cfm"]["mel_spec_kwargs"]
+    assert mel["mel_spec_type"] == "vocos"
+    settings = dict(sample_rate=mel["target_sample_rate"], n_fft=mel["n_fft"], hop_length=mel["hop_length"],
+                    win_length=mel["win_length"], n_mels=mel["n_mel_channels"])
     for name in select_cases(cases, "mel_spec"):
         wav, want = cases[name]["inputs"]["wav"], cases[name]["outputs"]
-        n_mels, n_freqs = want["fb"].shape[1], want["fb"].shape[0]
-        features = LogMelFeatures(sample_rate=24000, n_fft=2 * (n_freqs - 1), hop_length=256, n_mels=n_mels,
-                                  log_floor=1e-5)
+        features = LogMelFeatures(**settings, log_floor=1e-5)
         torch.testing.assert_close(features(wav), want["mel"], atol=4e-4, rtol=0)
         torch.testing.assert_close(features.mel_spec.mel_scale.fb, want["fb"], atol=1e-6, rtol=0)
+        torch.testing.assert_close(features.mel_spec.spectrogram.window, want["window"], atol=1e-6, rtol=0)
         # the codec (raw latents) gives the same frames
-        codec = MelCodec(n_mels=n_mels, latent_mean=0.0, latent_std=1.0)
+        codec = MelCodec(**settings, latent_mean=0.0, latent_std=1.0)
         torch.testing.assert_close(codec.encode(wav[:, None]).transpose(1, 2), want["mel"], atol=4e-4, rtol=0)
 
 
