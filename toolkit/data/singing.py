@@ -26,7 +26,6 @@ from typing import Sequence
 import numpy as np
 
 from ..io import atomic_write_text
-from ..optional import require
 
 ESPEAK = "espeak-ng"
 ESPEAK_RATE = 22050  # espeak-ng always synthesises at 22.05 kHz
@@ -160,7 +159,7 @@ class EspeakSinger:
 
     def measure_f0(self, wav: np.ndarray, sr: int, around_hz: float) -> float:
         """Median f0 (Hz) of the voiced frames, searched within an octave of `around_hz`."""
-        librosa = require("librosa", "demo", "measuring the singer's pitch")
+        import librosa
         f0, voiced, _ = librosa.pyin(wav, fmin=around_hz / 2, fmax=around_hz * 2, sr=sr,
                                      frame_length=2048 if sr <= 24000 else 4096)
         f0 = f0[voiced & np.isfinite(f0)]
@@ -191,7 +190,7 @@ class EspeakSinger:
         The audio lasts sum(durations) (minus a short breath gap) plus the lead-in, which the caller
         places before the note onset so that the vowel starts on the beat.
         """
-        librosa = require("librosa", "demo", "singing with espeak-ng")
+        import librosa
         word = singable(text) or "a"
         sr = ESPEAK_RATE
         total = sum(durations)
