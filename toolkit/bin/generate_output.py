@@ -90,18 +90,7 @@ def save_song(path: Path, wav: torch.Tensor, sample_rate: int, fmt: str, *, titl
     except BaseException:
         path.unlink(missing_ok=True)
         raise
-    for done in written:
-        _usual_mode(done)
     return written
-
-
-def _usual_mode(path: Path) -> None:
-    """Atomic writes go through mkstemp (mode 0600); give outputs the mode a plain open() would."""
-    import os
-
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(path, 0o666 & ~mask)
 
 
 def _jsonable(value: Any) -> Any:
