@@ -105,7 +105,7 @@ class ClapEmbedder(Embedder):
         duration = audio_duration(path)
         wav, _ = load_audio(path, sample_rate=self.sample_rate, channels=1,
                             offset=middle_start(duration, self.clip_seconds), duration=self.clip_seconds)
-        inputs = self.processor(audios=wav[0].numpy(), sampling_rate=self.sample_rate, return_tensors="pt")
+        inputs = self.processor(audio=wav[0].numpy(), sampling_rate=self.sample_rate, return_tensors="pt")
         with torch.no_grad():
             emb = self.model.get_audio_features(**inputs)
         return _unit(emb[0].double().numpy())
