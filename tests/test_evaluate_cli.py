@@ -135,6 +135,15 @@ def test_songs_command_without_manifest_or_manifest_json(tmp_path, exp):
 def test_songs_command_bad_input_is_a_one_line_error(tmp_path, capsys):
     assert main(["songs", "--songs", str(tmp_path / "nope"), "--out", str(tmp_path / "o")]) == 2
     assert "songs folder not found" in capsys.readouterr().err
+    (tmp_path / "bad.jsonl").write_text('{"id": "a"}\nnot json\n')
+    (tmp_path / "s0").mkdir()
+    sf.write(tmp_path / "s0" / "x.wav", np.zeros(SR, dtype=np.float32), SR)
+    assert main(["songs", "--songs", str(tmp_path / "s0"), "--out", str(tmp_path / "o"),
+                 "--manifest", str(tmp_path / "bad.jsonl")]) == 2
+    assert "bad.jsonl:2: not a JSON object" in capsys.readouterr().err
+    assert main(["songs", "--songs", str(tmp_path / "s0"), "--out", str(tmp_path / "o"), "--embedding", "none",
+                 "--reference-dir", str(tmp_path / "no_refs")]) == 2
+    assert "--reference-dir: folder not found" in capsys.readouterr().err
     (tmp_path / "s").mkdir()
     sf.write(tmp_path / "s" / "x.wav", np.zeros(SR, dtype=np.float32), SR)
     assert main(["songs", "--songs", str(tmp_path / "s"), "--out", str(tmp_path / "o"), "--embedding", "clap"]) == 2

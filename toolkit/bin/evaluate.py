@@ -27,7 +27,9 @@ def _parser() -> argparse.ArgumentParser:
 
     songs = sub.add_parser("songs", help="figures of generated songs, per group (e.g. full vs dropped conditions)")
     songs.add_argument("--songs", required=True, help="folder of generated X.wav (+ X.json manifests)")
-    songs.add_argument("--manifest", help="reference manifest (jsonl): reference audio, LRC and style per item")
+    songs.add_argument("--manifest", action="append", default=[],
+                       help="reference manifest (jsonl): reference audio, LRC and style per item; repeat to merge "
+                            "several (e.g. valid.jsonl and train.jsonl for a larger reference set)")
     songs.add_argument("--out", required=True, help="folder for evaluation.json and evaluation.md")
     songs.add_argument("--reference-dir", help="folder of reference audio for the distances (default: the "
                                                "manifest's audio)")

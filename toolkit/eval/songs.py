@@ -110,11 +110,13 @@ def reference_audio(references: dict[str, ReferenceItem], reference_dir: str | o
     return sorted({item.audio for item in unique.values() if item.audio is not None and item.audio.is_file()})
 
 
-def evaluate_songs(songs_dir: str | os.PathLike, manifest: str | os.PathLike | None, out_dir: str | os.PathLike,
+def evaluate_songs(songs_dir: str | os.PathLike, manifest: str | os.PathLike | Sequence[str | os.PathLike] | None,
+                   out_dir: str | os.PathLike,
                    reference_dir: str | os.PathLike | None = None, embedding: str = "features",
                    tolerance: float = 0.5, embedder: Any = None, log=print) -> dict[str, Any]:
     """Evaluate every song under `songs_dir`; write `evaluation.json` and `evaluation.md` into `out_dir`.
 
+    `manifest`: one reference manifest or several (their items are merged; the first wins on a clash).
     `embedding`: features | mulan:PATH | clap:PATH | none (skips distances and style adherence);
     `embedder`: an already built Embedder (overrides `embedding`, for tests and notebooks).
     Returns the JSON document.
@@ -124,7 +126,13 @@ def evaluate_songs(songs_dir: str | os.PathLike, manifest: str | os.PathLike | N
 
     started = time.time()
     songs_dir, out_dir = Path(songs_dir), Path(out_dir)
-    references = read_reference_manifest(manifest) if manifest else {}
+    if reference_dir is not None and not Path(reference_dir).is_dir():
+        raise FileNotFoundError(f"--reference-dir: folder not found: {reference_dir}")
+    manifests = [manifest] if isinstance(manifest, (str, os.PathLike)) else list(manifest or [])
+    references: dict[str, ReferenceItem] = {}
+    for path in manifests:
+        for key, item in read_reference_manifest(path).items():
+            references.setdefault(key, item)
     songs = [read_generated_song(p, songs_dir) for p in find_songs(songs_dir)]
     if embedder is None and embedding != "none":
         embedder = build_embedder(embedding)
@@ -170,7 +178,7 @@ def evaluate_songs(songs_dir: str | os.PathLike, manifest: str | os.PathLike | N
     doc = {
         "kind": "songs",
         "songs_dir": str(songs_dir),
-        "manifest": str(manifest) if manifest else None,
+        "manifest": ", ".join(str(m) for m in manifests) or None,
         "reference_dir": str(reference_dir) if reference_dir else None,
         "embedding": embedding_name,
         "reference_count": 0 if ref_embeddings is None else int(len(ref_embeddings)),
