@@ -76,7 +76,8 @@ fi
 if stage_enabled 4; then
   require_cli 4 evaluate evaluate
   log "stage 4: evaluating and writing the report"
-  "$python" -m toolkit.bin.evaluate songs --songs "$exp/songs" --manifest "$exp/data/valid.jsonl" --out "$exp/report"
+  "$python" -m toolkit.bin.evaluate songs --songs "$exp/songs" --manifest "$exp/data/valid.jsonl" \
+    --manifest "$exp/data/train.jsonl" --out "$exp/report"
   "$python" -m toolkit.bin.evaluate report --exp "$exp"
 fi
 log "done: see $exp"
