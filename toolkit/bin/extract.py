@@ -27,6 +27,17 @@ def parse_shard(text: str) -> tuple[int, int]:
     return index, count
 
 
+def frontend(cfg):
+    """(codec, text conditioner, style conditioner) of the config's recipe; a recipe may provide its own
+    `build_frontend(cfg)` (F5-TTS: character tokens, no style), else DiffRhythm's wiring is used."""
+    from toolkit.registry import RECIPES
+
+    recipe_cls = RECIPES.get(cfg.recipe) if "recipe" in cfg else None
+    if recipe_cls is not None and hasattr(recipe_cls, "build_frontend"):
+        return recipe_cls.build_frontend(cfg)
+    return build_frontend(cfg.codec, cfg.lyrics, cfg.style, cfg.max_frames)
+
+
 @friendly_errors("toolkit-extract")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="toolkit-extract", description=__doc__,
@@ -40,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     shard, num_shards = parse_shard(args.shard)
     cfg = load_config(args.config, args.overrides)
-    codec, lyrics, style = build_frontend(cfg.codec, cfg.lyrics, cfg.style, cfg.max_frames)
+    codec, lyrics, style = frontend(cfg)
     splits = {}
     for split in args.splits.split(","):
         path = Path(args.manifest_dir) / f"{split}.jsonl"

@@ -3,6 +3,7 @@
     toolkit-generate --pretrained DIR --lrc song.lrc --style-text "folk, acoustic guitar" --length 95 --out out/
     toolkit-generate --ckpt exp/checkpoints/last.pt --lyrics words.txt --style-audio ref.wav --seed 3 --batch 4
     toolkit-generate --ckpt last.pt --requests valid.jsonl --out songs/ [key=value ...]
+    toolkit-generate f5tts ...   (F5-TTS speech; see toolkit/models/f5tts/cli.py and docs/f5tts.md)
 
 Every input is checked before the model is built; bad input prints one line and exits with status 2,
 leaving no output behind. Each song is written with a JSON manifest beside it (song.wav + song.json).
@@ -695,6 +696,11 @@ def _main(argv: Sequence[str] | None) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "f5tts":  # the sibling recipe's generator (speech from text and a voice prompt)
+        from toolkit.models.f5tts.cli import main as f5tts_main
+
+        return f5tts_main(argv[1:])
     _register_errors()
     return _main(argv)
 
