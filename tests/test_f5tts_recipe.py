@@ -182,3 +182,19 @@ def test_f5_over_oobleck_latents():
     recipe.eval()
     res = recipe.generate(SpeechRequest(text="hi", seconds=0.01, seed=0))
     assert res.audio.shape[0] == recipe.codec.channels and torch.isfinite(res.audio).all()
+
+
+def test_init_from_a_published_safetensors_for_fine_tuning(tmp_path):
+    """train.init_from takes F5's published layout (ema_model.transformer.* + ema_model.initted/step)."""
+    from safetensors.torch import save_file
+
+    from toolkit.training.weights import init_from
+
+    source = tiny()
+    state = {f"ema_model.transformer.{k}": v.clone() for k, v in source.transformer.state_dict().items()}
+    state.update({"ema_model.initted": torch.tensor(True), "ema_model.step": torch.tensor(7)})
+    save_file(state, str(tmp_path / "model_1250000.safetensors"))
+    target = build_recipe({"recipe": "f5tts", "codec": TINY_CODEC, "backbone": TINY_BACKBONE})
+    init_from(target, tmp_path / "model_1250000.safetensors")
+    for k, v in source.state_dict().items():
+        assert torch.equal(target.state_dict()[k], v), k

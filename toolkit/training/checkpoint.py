@@ -65,9 +65,10 @@ def strip_ema(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """ema-pytorch layout -> plain model keys (drops `initted` / `step`)."""
     out = {}
     for key, value in state.items():
-        if key in EMA_BOOKKEEPING:
+        plain = key[len(EMA_PREFIX):] if key.startswith(EMA_PREFIX) else key
+        if plain in EMA_BOOKKEEPING:  # `initted` / `step`, bare or as `ema_model.*` (F5-TTS .safetensors)
             continue
-        out[key[len(EMA_PREFIX):] if key.startswith(EMA_PREFIX) else key] = value
+        out[plain] = value
     return out
 
 
