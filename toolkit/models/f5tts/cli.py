@@ -69,6 +69,7 @@ def pretrained_config(files: dict[str, Path], overrides: list[str]) -> dict:
 
     from toolkit.config import apply_overrides
     from toolkit.models.f5tts.checkpoints import RELEASED_CONFIG
+    from toolkit.models.f5tts.recipe import F5_OBJECTIVE, F5_SAMPLER
 
     backbone = {"type": "dit_f5", **{k: v for k, v in RELEASED_CONFIG.items()
                                       if k not in ("latent_dim", "text_num_embeds")}}
@@ -78,6 +79,8 @@ def pretrained_config(files: dict[str, Path], overrides: list[str]) -> dict:
                   "latent_mean": 0.0, "latent_std": 1.0},
         "text": {"type": "char_tokens", "vocab": str(files["vocab"]), "tokenizer": "pinyin"},
         "backbone": backbone,
+        "objective": dict(F5_OBJECTIVE),
+        "sampler": dict(F5_SAMPLER),
     })
     return apply_overrides(cfg, overrides)
 

@@ -101,7 +101,13 @@ def cross_fade(pieces: list[torch.Tensor], overlap: int) -> torch.Tensor:
 
 
 def with_defaults(node: Any, defaults: Mapping[str, Any]) -> dict[str, Any]:
-    """A component node filled with F5's defaults when it names the same type (`sampler: flow` -> F5's)."""
+    """A component node filled with F5's defaults when it names the same type (`sampler: flow` -> F5's) or
+    names none (`sampler.steps=16` on a config without a sampler section)."""
+    if isinstance(node, Mapping) or hasattr(node, "items"):
+        from omegaconf import DictConfig, OmegaConf
+
+        plain = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(node)
+        node = plain if "type" in plain else {"type": defaults["type"], **plain}
     name, kwargs = split_node(node, "component")
     if name != defaults["type"]:
         return {"type": name, **kwargs}
