@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from dit_helpers import LATENT, ToyBackbone, tiny_conditions, tiny_dit
-from toolkit.objectives.cfm import CFMObjective, draw_seed, span_mask
+from toolkit.keyed_random import keyed_seed
+from toolkit.objectives.cfm import CFMObjective, span_mask
 from toolkit.registry import OBJECTIVES
 
 T = 24
@@ -68,7 +69,7 @@ def test_same_key_same_draws_other_key_other_draws():
     assert not torch.equal(a["x0"], c["x0"]) and not torch.equal(a["time"], c["time"])
     assert torch.equal(a["time"].flip(0), d["time"])  # the draws follow the item, not its batch position
     assert not torch.equal(a["x0"][0], a["x0"][1])
-    assert draw_seed(1, 5, 10) != draw_seed(1, 5, 11) != draw_seed(2, 5, 10)
+    assert keyed_seed("cfm", 1, 5, 10) != keyed_seed("cfm", 1, 5, 11) != keyed_seed("cfm", 2, 5, 10)
 
 
 def test_span_objective_trains_prompts_and_scores_only_the_span():

@@ -1,4 +1,4 @@
-"""Reading weight files and loading them strictly, with a readable report when they do not fit."""
+"""Reading codec weight files (safetensors, TorchScript archives, torch.save); strict loading is toolkit.weights."""
 
 from __future__ import annotations
 
@@ -10,36 +10,7 @@ from typing import Mapping
 import torch
 from torch import nn
 
-
-class WeightsMismatchError(RuntimeError):
-    """A state dict does not fit the module it is loaded into."""
-
-
-def mismatch_report(module: nn.Module, state: Mapping[str, torch.Tensor], limit: int = 12) -> str:
-    """'' when `state` fits `module` exactly, else a list of missing / unexpected / wrong-shape keys."""
-    expected = module.state_dict(keep_vars=True)
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    wrong = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
-             for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape)]
-    lines = []
-    for title, items in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)):
-        if items:
-            shown = "\n    ".join(items[:limit])
-            more = f"\n    ... and {len(items) - limit} more" if len(items) > limit else ""
-            lines.append(f"  {title} ({len(items)}):\n    {shown}{more}")
-    return "\n".join(lines)
-
-
-def load_strict(module: nn.Module, state: Mapping[str, torch.Tensor], what: str = "weights",
-                hint: str = "") -> nn.Module:
-    """load_state_dict(strict=True), but a mismatch raises one error listing every kind of problem."""
-    report = mismatch_report(module, state)
-    if report:
-        raise WeightsMismatchError(
-            f"{what} do not fit {type(module).__name__}:\n{report}" + (f"\n{hint}" if hint else ""))
-    module.load_state_dict(dict(state), strict=True)
-    return module
+from ..weights import WeightsMismatchError, load_strict  # noqa: F401  (the codecs' loader)
 
 
 def is_torchscript_file(path: str | Path) -> bool:

@@ -73,7 +73,7 @@ class OobleckCodec(Codec):
             hint = f"the file looks like an Oobleck with {infer_oobleck_config(state)}"
         except KeyError as err:
             hint = f"(no Oobleck architecture could be read off the file: {err})"
-        load_strict(self, state, what=f"Oobleck weights from {path}", hint=hint)
+        load_strict(self, state, source=f"Oobleck weights from {path}", hint=hint)
 
     def _check_scripted_geometry(self) -> None:
         try:

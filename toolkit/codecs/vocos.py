@@ -169,7 +169,7 @@ class Vocos(nn.Module):
                     raise FileNotFoundError(f"no pytorch_model.bin or model.safetensors in {directory}")
                 weights = found[0]
         model = cls.from_hparams(config)
-        load_strict(model, read_state_dict(weights), what=f"Vocos weights from {weights}")
+        load_strict(model, read_state_dict(weights), source=f"Vocos weights from {weights}")
         return model.eval()
 
     def decode(self, features: torch.Tensor) -> torch.Tensor:

@@ -204,16 +204,11 @@ def _read_weights(root: Path) -> dict[str, torch.Tensor]:
 
 def _load_strict(model: torch.nn.Module, state: dict[str, torch.Tensor], root: Path) -> None:
     """Load every key or fail listing the missing, unexpected and wrong-shape ones."""
-    own = model.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(k for k in set(state) - set(own) if not k.endswith(IGNORABLE_UNEXPECTED_SUFFIXES))
-    wrong = sorted(f"{k}: checkpoint {list(state[k].shape)} vs model {list(own[k].shape)}"
-                   for k in set(own) & set(state) if state[k].shape != own[k].shape)
-    if missing or unexpected or wrong:
-        def show(name, keys):
-            return f"{len(keys)} {name}: " + ", ".join(keys[:8]) + (" ..." if len(keys) > 8 else "") if keys else ""
-        details = "; ".join(s for s in (show("missing", missing), show("unexpected", unexpected),
-                                         show("wrong-shape", wrong)) if s)
-        raise MuLanLoadError(f"the MuQ-MuLan weights in {root} do not match the model built from its config.json "
-                             f"({details}); are the tower folders the ones the checkpoint was trained with?")
-    model.load_state_dict({k: v for k, v in state.items() if k in own}, strict=True)
+    from ..weights import WeightsMismatchError, load_strict
+
+    state = {k: v for k, v in state.items() if not k.endswith(IGNORABLE_UNEXPECTED_SUFFIXES)}
+    try:
+        load_strict(model, state, source=f"the MuQ-MuLan weights in {root}",
+                    hint="are the tower folders the ones the checkpoint was trained with?")
+    except WeightsMismatchError as err:
+        raise MuLanLoadError(str(err)) from None

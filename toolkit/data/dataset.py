@@ -17,7 +17,7 @@ import torch
 from ..protocols import Dataset
 from ..conditioners.lyrics_lrc import place_tokens
 from ..registry import DATASETS
-from ..training.rng import keyed_generator
+from ..keyed_random import keyed_generator
 from .windows import choose_window
 
 FEATURE_SUFFIX = ".pt"

@@ -41,28 +41,18 @@ all-reduce the count themselves.
 
 from __future__ import annotations
 
-import hashlib
 import random
 from typing import Any, Mapping, Sequence
 
 import torch
 
+from ..keyed_random import keyed_generator
 from ..protocols import Backbone, Objective
 from ..registry import OBJECTIVES
 
 TIME_DISTRIBUTIONS = ("logit_normal", "uniform")
 LOSS_REGIONS = ("valid", "span")
 BATCH_KEY = -1  # sample index of the per-batch generator
-
-
-def draw_seed(seed: int, step: int, index: int) -> int:
-    """The generator seed of (seed, step, sample index): a stable 63-bit hash, identical on every process."""
-    digest = hashlib.blake2b(f"cfm:{seed}:{step}:{index}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "little") & ((1 << 63) - 1)
-
-
-def keyed_generator(seed: int, step: int, index: int) -> torch.Generator:
-    return torch.Generator(device="cpu").manual_seed(draw_seed(seed, step, index))
 
 
 def span_mask(frac: torch.Tensor, u_start: torch.Tensor, lens: torch.Tensor, num_frames: int) -> torch.Tensor:
@@ -145,7 +135,7 @@ class CFMObjective(Objective):
         n_drop = self._num_drop_uniforms()
         frac, u_start, times, noises, uniforms = [], [], [], [], []
         for i in range(b):
-            g = keyed_generator(self.seed, step, int(sample_index[i]))
+            g = keyed_generator("cfm", self.seed, step, int(sample_index[i]))
             frac.append(lo + (hi - lo) * torch.rand(1, generator=g))
             u_start.append(torch.rand(1, generator=g))
             if self.time_distribution == "logit_normal":
@@ -157,7 +147,7 @@ class CFMObjective(Objective):
             n = min(int(lens[i]), t)
             noises.append(torch.cat([torch.randn(n, d, generator=g), torch.randn(t - n, d, generator=g)]))
         if self.drop_per == "batch":
-            g = keyed_generator(self.seed, step, BATCH_KEY)
+            g = keyed_generator("cfm", self.seed, step, BATCH_KEY)
             uniforms = [torch.rand(1, n_drop, generator=g).expand(b, n_drop)]
         dev = x1.device
         return {"frac": torch.cat(frac).to(dev), "u_start": torch.cat(u_start).to(dev),

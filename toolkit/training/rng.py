@@ -1,37 +1,15 @@
-"""Keyed random generators and the process RNG state (saved in checkpoints, restored on resume).
-
-Everything random in a training step (noise, flow times, condition drops, random windows) should come
-from a generator keyed on (seed, step, sample position) rather than from a global stream: the draws then
-do not depend on how many processes or data-loader workers share the work, nor on where a run resumed.
-"""
+"""The process RNG state (saved in checkpoints, restored on resume); keyed generators live in
+toolkit.keyed_random and are re-exported here for the trainer."""
 
 from __future__ import annotations
 
-import hashlib
 import random
-import struct
 from typing import Any
 
 import numpy as np
 import torch
 
-
-def keyed_seed(*keys: int | str) -> int:
-    """A 63-bit seed that is a pure function of `keys` (ints may be negative, e.g. step -1 for validation)."""
-    h = hashlib.blake2b(digest_size=8)
-    for key in keys:
-        if isinstance(key, str):
-            h.update(b"s" + key.encode("utf-8") + b"\0")
-        else:
-            h.update(b"i" + struct.pack("<q", int(key)))
-    return int.from_bytes(h.digest(), "little") & ((1 << 63) - 1)
-
-
-def keyed_generator(*keys: int | str, device: str | torch.device = "cpu") -> torch.Generator:
-    """`torch.Generator` seeded from `keys`, e.g. `keyed_generator(seed, step, sample_index)`."""
-    gen = torch.Generator(device=device)
-    gen.manual_seed(keyed_seed(*keys))
-    return gen
+from ..keyed_random import keyed_generator, keyed_seed  # noqa: F401  (re-exported for the trainer)
 
 
 def capture_rng_state() -> dict[str, Any]:

@@ -23,6 +23,7 @@ from typing import Mapping
 import torch
 
 from ...backbones.dit_diffrhythm import DiffRhythmDiT
+from ...weights import WeightsMismatchError, load_strict, mismatch
 
 RELEASED_CONFIG = dict(dim=2048, depth=16, ff_mult=4, text_dim=512, conv_layers=4, latent_dim=64,
                        text_num_embeds=363, style_dim=512, num_heads=32)
@@ -37,13 +38,8 @@ KEY_PREFIXES = ("ema_model.transformer.", "transformer.", "ema_model.")
 EMA_BOOKKEEPING = ("initted", "step")
 
 
-class CheckpointMismatchError(RuntimeError):
-    """A state dict does not fit the model; the message lists missing, unexpected and wrong-shape keys."""
-
-    def __init__(self, message: str, missing: list[str], unexpected: list[str],
-                 wrong_shape: list[tuple[str, tuple, tuple]]):
-        super().__init__(message)
-        self.missing, self.unexpected, self.wrong_shape = missing, unexpected, wrong_shape
+# The shared error type (toolkit.weights); the old name stays for callers and users.
+CheckpointMismatchError = WeightsMismatchError
 
 
 def released_config(variant: str = "base") -> dict:
@@ -133,39 +129,14 @@ def detect_variant(state: Mapping[str, torch.Tensor], variant: str | None = None
     return variant
 
 
-def mismatch_report(model: torch.nn.Module, state: Mapping[str, torch.Tensor]):
-    """(missing, unexpected, wrong_shape) of `state` against `model.state_dict()`."""
-    expected = model.state_dict()
-    missing = sorted(k for k in expected if k not in state)
-    unexpected = sorted(k for k in state if k not in expected)
-    wrong = sorted((k, tuple(state[k].shape), tuple(v.shape)) for k, v in expected.items()
-                   if k in state and tuple(state[k].shape) != tuple(v.shape))
-    return missing, unexpected, wrong
-
-
-def _listing(title: str, items: list[str], limit: int = 20) -> str:
-    shown = "\n".join(f"    {item}" for item in items[:limit])
-    more = f"\n    ... and {len(items) - limit} more" if len(items) > limit else ""
-    return f"  {title} ({len(items)}):\n{shown}{more}"
-
-
 def load_state_dict_strict(model: torch.nn.Module, state: Mapping[str, torch.Tensor], source: str = "state dict",
                            assign: bool = False) -> None:
-    """load_state_dict(strict=True) with a readable error naming every missing / unexpected / wrong-shape key."""
-    missing, unexpected, wrong = mismatch_report(model, state)
-    if missing or unexpected or wrong:
-        parts = [f"{source} does not match {type(model).__name__}:"]
-        if missing:
-            parts.append(_listing("missing keys (in the model, not in the file)", missing))
-        if unexpected:
-            parts.append(_listing("unexpected keys (in the file, not in the model)", unexpected))
-        if wrong:
-            parts.append(_listing("wrong-shape keys (file shape vs model shape)",
-                                  [f"{k}: {f} vs {m}" for k, f, m in wrong]))
-        if any(k.startswith(DURATION_PREFIX) for k in missing + unexpected):
-            parts.append("  hint: duration_time_embed.* exists only in DiffRhythm v1.2 full (variant 'full')")
-        raise CheckpointMismatchError("\n".join(parts), missing, unexpected, wrong)
-    model.load_state_dict(state, strict=True, assign=assign)
+    """toolkit.weights.load_strict, with a hint when the song-duration keys are what differs."""
+    missing, unexpected, _ = mismatch(model, state)
+    hint = ""
+    if any(k.startswith(DURATION_PREFIX) for k in missing + unexpected):
+        hint = "duration_time_embed.* exists only in DiffRhythm v1.2 full (variant 'full')"
+    load_strict(model, state, source=source, hint=hint, assign=assign)
 
 
 def load_diffrhythm_checkpoint(path: str | Path, variant: str | None = None, *, dtype: torch.dtype = torch.float32,
