@@ -196,3 +196,13 @@ def test_bare_override_asks_for_weights():
     assert cfg.codec == "encodec"
     with pytest.raises(ValueError, match="weights=PATH"):
         build_recipe(cfg)
+
+
+def test_the_codec_evaluation_reads_the_random_weights_flag(tmp_path):
+    from toolkit.audio import save_audio
+    from toolkit.eval.codec_eval import evaluate_codec
+
+    save_audio(tmp_path / "clip.wav", audio(1, 4800, batch=1)[0], 24000)
+    row = evaluate_codec(tiny(), [tmp_path / "clip.wav"], "encodec-tiny", log=lambda *_: None)
+    assert row["random_weights"] and row["label"] == "encodec-tiny (random weights)"
+    assert row["si_sdr"] is None and row["encode_rtf"] > 0 and row["files"][0]["frames"] == 600
