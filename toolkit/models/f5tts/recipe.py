@@ -71,7 +71,7 @@ class SpeechResult:
 
 def chunk_text(text: str, max_bytes: int) -> list[str]:
     """Split at sentence / clause ends into chunks of at most `max_bytes` UTF-8 bytes (a longer clause
-    stays whole), as upstream's chunk_text; ASCII chunks end with a space removed."""
+    stays whole), as upstream's chunk_text: pieces ending in an ASCII character are joined with a space."""
     chunks, current = [], ""
     for sentence in SENTENCE_END.split(text):
         if not sentence:
