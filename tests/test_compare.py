@@ -27,7 +27,6 @@ TINY_COMMON = [
 ]
 VARIANTS = [
     {"name": "euler_2", "overrides": ["sampler.steps=2"]},
-    {"name": "euler_4", "overrides": ["sampler.steps=4"]},
     {"name": "midpoint_2", "overrides": ["sampler.steps=2", "sampler.method=midpoint"]},
     {"name": "mel24_2", "train": True, "overrides": ["sampler.steps=2", "codec.n_mels=24"]},
 ]
@@ -113,15 +112,14 @@ def test_report_json_records_figures_machine_versions_and_configs(compared):
         assert row["rtf"] > 0 and row["peak_rss_mb"] > 0 and row["lufs"] is not None
         assert row["frechet"] is not None and row["style_adherence"] is not None
     assert (rows["euler_2"]["steps"], rows["euler_2"]["solver"], rows["euler_2"]["nfe"]) == (2, "euler", 2)
-    assert (rows["euler_4"]["steps"], rows["euler_4"]["nfe"]) == (4, 4)
     assert (rows["midpoint_2"]["solver"], rows["midpoint_2"]["nfe"]) == ("midpoint", 4)
     # inference-only variants share one trained model; the codec variant trained its own
-    assert {rows[n]["model"] for n in ("euler_2", "euler_4", "midpoint_2")} == {"base_diffrhythm"}
+    assert {rows[n]["model"] for n in ("euler_2", "midpoint_2")} == {"base_diffrhythm"}
     assert rows["mel24_2"]["model"] == "mel24_2"
     assert {m["name"] for m in doc["models"]} == {"base_diffrhythm", "mel24_2"}
     assert all(m["final_step"] == 3 for m in doc["models"])
     # resolved configs: in the JSON and as files, with each variant's settings
-    assert doc["configs"]["euler_4"]["sampler"]["steps"] == 4
+    assert doc["configs"]["euler_2"]["sampler"]["steps"] == 2
     assert doc["configs"]["midpoint_2"]["sampler"]["method"] == "midpoint"
     assert doc["configs"]["mel24_2"]["codec"]["n_mels"] == 24 and doc["configs"]["euler_2"]["codec"]["n_mels"] == 32
     saved = yaml.safe_load((exp / "report" / "configs" / "mel24_2.yaml").read_text())
@@ -138,7 +136,7 @@ def test_every_variant_ran_the_same_requests_and_seeds(compared):
     _, _, exp, _ = compared
     seen = {}
     for v in VARIANTS:
-        manifests = sorted((exp / "songs" / v["name"]).glob("*.json"))
+        manifests = sorted(p for p in (exp / "songs" / v["name"]).glob("*.json") if not p.name.startswith("."))
         assert len(manifests) == 1
         m = json.loads(manifests[0].read_text())
         seen[v["name"]] = (manifests[0].name, m["seed"], m["request"]["lrc"], m["request"]["style_audio"])
@@ -149,17 +147,19 @@ def test_rerun_skips_finished_steps_and_redoes_a_changed_variant(compared):
     root, conf, exp, _ = compared
     before = json.loads((exp / "timings.json").read_text())
     changed = [dict(v) for v in VARIANTS]
-    changed[1] = {"name": "euler_4", "overrides": ["sampler.steps=3"]}
+    changed[1] = {"name": "midpoint_2", "overrides": ["sampler.steps=3", "sampler.method=midpoint"]}
     conf2 = write_conf(root / "compare2.yaml", root / "songs", changed)
     result = run_compare(conf2, exp, "--stage", "1")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = result.stdout
-    for name in ("train/base_diffrhythm", "train/mel24_2", "generate/euler_2", "generate/midpoint_2",
-                 "evaluate/euler_2"):
+    for name in ("train/base_diffrhythm", "train/mel24_2", "generate/euler_2", "generate/mel24_2",
+                 "evaluate/euler_2", "evaluate/mel24_2"):
         assert f"{name}: done before, skipped" in out, out
-    assert "generate/euler_4: done before" not in out and "evaluate/euler_4: done before" not in out
+    assert "generate/midpoint_2: done before" not in out and "evaluate/midpoint_2: done before" not in out
     doc = json.loads((exp / "report" / "report.json").read_text())
-    assert {r["name"]: r["steps"] for r in doc["variants"]}["euler_4"] == 3
+    row = {r["name"]: r for r in doc["variants"]}["midpoint_2"]
+    assert (row["steps"], row["nfe"]) == (3, 6)
+    assert len(doc["runs"]) == 2 and doc["runs"][1]["stages"] == "train,generate,evaluate"
     after = json.loads((exp / "timings.json").read_text())
     assert after["train/base_diffrhythm"] == before["train/base_diffrhythm"]  # not retrained
 

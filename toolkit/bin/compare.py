@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -31,7 +32,7 @@ from toolkit.bin.common import UsageError, friendly_errors
 
 PROG = "toolkit-compare"
 STAGES = ("data", "train", "generate", "evaluate", "report")
-STAMP = ".compare_stamp.json"
+STAMP = ".compare_stamp"  # not *.json: song folders hold X.json manifests
 VARIANT_KEYS = {"name", "recipe", "conf", "overrides", "train", "model", "drop_conditions", "description"}
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 EGS = Path(__file__).resolve().parents[2] / "egs"
@@ -469,12 +470,13 @@ def versions_record() -> dict[str, Any]:
     return keep
 
 
-def collect(plan: Plan, runner: Runner, run_info: dict[str, Any]) -> dict[str, Any]:
+def collect(plan: Plan, runner: Runner) -> dict[str, Any]:
     """The comparison document: one row per variant, the models, the context (machine, versions, configs)."""
     from toolkit.config import load_config, to_plain, to_yaml
     from toolkit.io import atomic_write_text
 
     exp = plan.exp
+    common = list(plan.cfg.get("common") or []) + plan.forwarded
     configs_dir = exp / "report" / "configs"
     configs_dir.mkdir(parents=True, exist_ok=True)
     rows, configs, notes = [], {}, []
@@ -488,7 +490,6 @@ def collect(plan: Plan, runner: Runner, run_info: dict[str, Any]) -> dict[str, A
             config = manifests[0]["config"]
             row["steps"] = manifests[0].get("steps")
             row["guidance"] = manifests[0].get("guidance")
-            seeds = seeds or [m.get("seed") for m in manifests]
         else:  # not generated (yet): record what it would run
             config = to_plain(load_config(plan.models[v.model].conf, v.overrides))
         sampler = config.get("sampler") if isinstance(config.get("sampler"), dict) else {}
@@ -497,6 +498,9 @@ def collect(plan: Plan, runner: Runner, run_info: dict[str, Any]) -> dict[str, A
             row["steps"] = sampler.get("steps")
         if isinstance(row.get("steps"), (int, float)):
             row["nfe"] = int(row["steps"]) * (2 if row["solver"] == "midpoint" else 1)
+        # the curve of the steps plot: same model, solver and other inference settings
+        other = [] if v.train else [o for o in v.own if o.split("=")[0] not in ("sampler.steps", "sampler.method")]
+        row["series"] = " ".join([f"{row['solver']} / {v.model}"] + other)
         configs[v.name] = config
         path = atomic_write_text(configs_dir / f"{v.name}.yaml", to_yaml(config))
         row["config"] = f"configs/{path.name}"
@@ -521,21 +525,30 @@ def collect(plan: Plan, runner: Runner, run_info: dict[str, Any]) -> dict[str, A
         folder = exp / "models" / m.name
         summary = _read_json(folder / "train_summary.json") or {}
         ckpt = runner.checkpoint(m.name)
-        models.append({"name": m.name, "recipe": m.recipe, "conf": str(m.conf), "overrides": " ".join(m.overrides),
+        own = m.overrides[len(common):] if m.overrides[:len(common)] == common else m.overrides
+        models.append({"name": m.name, "recipe": m.recipe, "conf": str(m.conf),
+                       "overrides": " ".join(["(common)"] + own) if common else " ".join(own),
                        "train_seconds": runner.timings.get(f"train/{m.name}"), "final_step": summary.get("final_step"),
                        "final_valid_loss": summary.get("final_valid_loss"),
                        "checkpoint_mb": round(ckpt.stat().st_size / 2 ** 20, 1) if ckpt.is_file() else None,
                        "used_by": ", ".join(used_by)})
     req = plan.cfg.get("requests") or {}
-    run_info = dict(run_info, load_after=_loadavg())
+    requests_path = exp / "requests" / "requests.jsonl"
+    if requests_path.is_file():
+        lines = [json.loads(line) for line in requests_path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        seeds = [r.get("seed") for r in lines]
+    runs_path = exp / "runs.jsonl"
+    runs = ([json.loads(line) for line in runs_path.read_text(encoding="utf-8").splitlines() if line.strip()]
+            if runs_path.is_file() else [])
     return {"kind": "compare", "title": str(exp), "written": time.strftime("%Y-%m-%d %H:%M:%S"),
             "conf": str(plan.conf_path), "exp": str(exp),
             "requests": {"path": str(exp / "requests" / "requests.jsonl"), "count": req.get("count"),
                          "seconds": req.get("seconds"), "seeds": seeds},
             "reference_count": reference_count, "embedding": embedding, "variants": rows, "models": models,
-            "machine": machine_record(), "versions": versions_record(), "run": run_info,
+            "machine": machine_record(), "versions": versions_record(), "runs": runs,
             "timings": dict(sorted(runner.timings.items())), "configs": configs,
-            "compare_config": plan.cfg, "forwarded_overrides": plan.forwarded, "notes": notes}
+            "common_overrides": common, "compare_config": plan.cfg, "forwarded_overrides": plan.forwarded,
+            "notes": notes}
 
 
 # ------------------------------------------------------------------------------------------------ main
@@ -602,14 +615,21 @@ def run(args: argparse.Namespace, log=print) -> int:
             except StepFailed as err:
                 runner.failed[variant.name] = str(err)
                 log(f"  {err}")
+    # One line per invocation (the report lists them all, so rewriting the report keeps the timed full run).
+    children, me = resource.getrusage(resource.RUSAGE_CHILDREN), resource.getrusage(resource.RUSAGE_SELF)
     run_info = {"started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started)),
-                "stages": [s for i, s in enumerate(STAGES) if enabled(i)], "load_before": load_before}
+                "stages": ",".join(s for i, s in enumerate(STAGES) if enabled(i) and s != "report"),
+                "wall_seconds": round(time.time() - started, 1),
+                "cpu_seconds": round(children.ru_utime + children.ru_stime + me.ru_utime + me.ru_stime, 1),
+                "load_before": load_before, "load_after": _loadavg(), "failed": sorted(runner.failed)}
+    if run_info["stages"]:
+        with open(plan.exp / "runs.jsonl", "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(run_info) + "\n")
     if enabled(4):
         log("stage 4: report")
         from toolkit.eval.compare import write_comparison
 
-        run_info["seconds_before_report"] = round(time.time() - started, 1)
-        doc = collect(plan, runner, run_info)
+        doc = collect(plan, runner)
         report = plan.cfg.get("report") or {}
         paths = write_comparison(doc, plan.exp / "report", **({"plot_metrics": report["plot_metrics"]}
                                                               if report.get("plot_metrics") else {}))

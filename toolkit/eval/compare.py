@@ -139,7 +139,7 @@ def write_comparison(doc: dict[str, Any], out_dir: str | os.PathLike,
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    rows = [dict(r, series=series_label(r)) for r in doc.get("variants", [])]
+    rows = [dict(r, series=r.get("series") or series_label(r)) for r in doc.get("variants", [])]
     figures: dict[str, str] = {}
     steps_png = metric_vs_x_png(rows, "steps", list(plot_metrics), out / STEPS_PNG, series="series", log_x=True,
                                 title="figures against ODE steps")
@@ -179,9 +179,16 @@ def comparison_markdown(doc: dict[str, Any]) -> str:
         lines += ["Best per figure:", ""]
         for key, cmp in doc["best"].items():
             direction = "higher" if cmp["higher_is_better"] else "lower"
-            verdict = f"**{cmp['best']}**" if cmp["best"] else "tie"
-            values = ", ".join(f"{n} {fmt(v)}" for n, v in cmp["values"].items())
-            lines.append(f"- {title_of(key)} ({direction} is better): {verdict} ({values})")
+            values = cmp["values"]
+            if cmp["best"]:
+                ordered = sorted(values, key=values.get, reverse=cmp["higher_is_better"])
+                verdict = f"**{cmp['best']}** {fmt(values[cmp['best']])} (next: {ordered[1]} {fmt(values[ordered[1]])})"
+            elif len(set(values.values())) == 1:
+                verdict = f"all equal ({fmt(next(iter(values.values())))})"
+            else:
+                top = (max if cmp["higher_is_better"] else min)(values.values())
+                verdict = "tie: " + ", ".join(n for n, v in values.items() if v == top) + f" ({fmt(top)})"
+            lines.append(f"- {title_of(key)} ({direction} is better): {verdict}")
         lines.append("")
     figures = doc.get("figures") or {}
     if figures:
@@ -191,21 +198,28 @@ def comparison_markdown(doc: dict[str, Any]) -> str:
                                                         ("description", "description"), ("config", "resolved config")))]
     models = doc.get("models") or []
     if models:
-        lines += ["## Models", "", variant_table(models, (("name", "model"), ("recipe", "recipe"), ("conf", "conf"),
-                                                         ("overrides", "overrides"), ("train_seconds", "train s"),
-                                                         ("final_step", "steps"), ("final_valid_loss", "valid loss"),
-                                                         ("checkpoint_mb", "checkpoint MB"),
-                                                         ("used_by", "used by")))]
+        lines += ["## Models", ""]
+        if doc.get("common_overrides"):
+            lines += ["(common) = " + " ".join(f"`{o}`" for o in doc["common_overrides"]), ""]
+        lines += [variant_table(models, (("name", "model"), ("recipe", "recipe"), ("conf", "conf"),
+                                         ("overrides", "overrides"), ("train_seconds", "train s"),
+                                         ("final_step", "steps"), ("final_valid_loss", "valid loss"),
+                                         ("checkpoint_mb", "checkpoint MB"), ("used_by", "used by")))]
     lines += ["## Machine and versions", ""]
     machine = doc.get("machine") or {}
     lines += [f"- machine: {_kv(machine)}", f"- versions: {_kv(doc.get('versions'))}"]
-    run = doc.get("run") or {}
-    if run:
-        lines.append(f"- this run: {_kv(run)}")
     timings = doc.get("timings") or {}
     if timings:
-        lines.append(f"- step wall times (s, including each CLI's start-up): {_kv(timings)}")
+        lines.append(f"- step wall times (s, including each CLI's start-up; the latest run of each step): "
+                     f"{_kv(timings)}")
     lines.append("")
+    runs = doc.get("runs") or []
+    if runs:
+        lines += ["Runs of this experiment (wall and CPU seconds until the report; load average over 1, 5, 15 min "
+                  "before and after, counting other users' jobs):", "",
+                  variant_table(runs, (("started", "started"), ("stages", "stages"), ("wall_seconds", "wall s"),
+                                       ("cpu_seconds", "CPU s"), ("load_before", "load before"),
+                                       ("load_after", "load after"), ("failed", "failed")))]
     notes = doc.get("notes") or []
     if notes:
         lines += ["## Notes", ""] + [f"- {n}" for n in notes] + [""]
