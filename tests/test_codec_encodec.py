@@ -135,10 +135,13 @@ def test_strict_loading_and_the_mismatch_report(tmp_path):
     torch.save(state, path)
     with pytest.raises(WeightsMismatchError) as err:
         EncodecCodec(arch=TINY, weights=str(path))
-    text = str(err.value)
-    for needle in ("missing (1)", "encoder.model.0.conv.conv.bias", "unexpected (1)",
-                   "encoder.model.0.conv.conv.renamed", "wrong shape (1)", "decoder.model.0.conv.conv.bias",
-                   "encodec_24khz-d7cc33bc.th"):
+    e = err.value
+    assert e.missing == ["encoder.model.0.conv.conv.bias"]
+    assert e.unexpected == ["encoder.model.0.conv.conv.renamed"]
+    assert [k for k, _, _ in e.wrong_shape] == ["decoder.model.0.conv.conv.bias"]
+    text = str(e)
+    for needle in ("encoder.model.0.conv.conv.bias", "encoder.model.0.conv.conv.renamed",
+                   "decoder.model.0.conv.conv.bias", "encodec_24khz-d7cc33bc.th"):
         assert needle in text, needle
 
 

@@ -114,7 +114,7 @@ class DACCodec(Codec):
         state = read_state_dict(path)
         if state and all(k.startswith("model.") for k in state):
             state = {k[len("model."):]: v for k, v in state.items()}
-        load_strict(self.model, state, what=f"DAC weights from {path}", hint=self._weights_hint(path))
+        load_strict(self.model, state, source=f"DAC weights from {path}", hint=self._weights_hint(path))
 
     def _weights_hint(self, path: str | Path) -> str:
         """What the file says it is (DAC files carry their constructor kwargs as metadata)."""

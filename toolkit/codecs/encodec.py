@@ -125,7 +125,7 @@ class EncodecCodec(Codec):
         hint = (f"the file has {n_q} codebooks; this codec's model={self.model_name!r} has "
                 f"{self.model.quantizer.n_q}. The 24 kHz checkpoint is encodec_24khz-d7cc33bc.th (model=24khz), "
                 f"the 48 kHz one encodec_48khz-7e698e3e.th (model=48khz)")
-        load_strict(self.model, state, what=f"EnCodec weights from {path}", hint=hint)
+        load_strict(self.model, state, source=f"EnCodec weights from {path}", hint=hint)
 
     # -- the networks on one chunk, channel-first ----------------------------------------------------------------
     def _encode_chunk(self, wav: torch.Tensor) -> torch.Tensor:
