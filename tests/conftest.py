@@ -9,4 +9,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
 
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+# One thread: the tiny test models gain nothing from more, and subprocess tests (2-process DDP,
+# data-loader workers) would otherwise oversubscribe the cores and spin.
+torch.set_num_threads(1)
