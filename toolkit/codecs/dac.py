@@ -24,10 +24,8 @@ import torch
 import torch.nn.functional as F
 
 from ..optional import require
-from ..protocols import Codec
 from ..registry import CODECS
-from .chunking import chunked_apply
-from .encodec import fit_length, seeded, check_audio, check_latents
+from .framewise import ChunkedFrameCodec, fit_length, seeded
 from .loading import load_strict, read_state_dict
 
 _COMMON = {"encoder_dim": 64, "decoder_dim": 1536, "codebook_size": 1024, "codebook_dim": 8}
@@ -45,7 +43,7 @@ ARCH_KEYS = ("encoder_dim", "encoder_rates", "latent_dim", "decoder_dim", "decod
 
 
 @CODECS.register("dac")
-class DACCodec(Codec):
+class DACCodec(ChunkedFrameCodec):
     """Descript Audio Codec (44.1 / 24 / 16 kHz): continuous 1024-d encoder latents per channel, hop 512 / 320.
 
     `model` picks the released configuration. Weights: `weights=PATH` (a DAC weights_*.pth, whose
@@ -146,33 +144,3 @@ class DACCodec(Codec):
         out = self.model.decoder(z.reshape(b * self.channels, self.embed_dim, t))
         # the 24 / 16 kHz decoders (a stride-5 transposed conv) emit 8 samples fewer than t * hop: pad at the end
         return fit_length(out, t * self.hop_length).reshape(b, self.channels, t * self.hop_length)
-
-    def _param_dtype(self) -> torch.dtype:
-        return next(self.model.parameters()).dtype
-
-    # -- the Codec protocol --------------------------------------------------------------------------------------
-    @torch.no_grad()
-    def encode(self, wav: torch.Tensor, *, sample_rate: int | None = None, chunked: bool | None = None
-               ) -> torch.Tensor:
-        """[B, C, N] -> [B, ceil(N / hop), latent_dim]; the audio is zero-padded at the end to a multiple of hop."""
-        check_audio(wav, self.channels, self.sample_rate, sample_rate, "dac")
-        wav = wav.to(self._param_dtype())
-        pad = (-wav.shape[-1]) % self.hop_length
-        if pad:
-            wav = F.pad(wav, (0, pad))
-        if self.chunked if chunked is None else chunked:
-            z = chunked_apply(self._encode_chunk, wav, chunk=self.chunk_frames * self.hop_length,
-                              overlap=self.overlap_frames * self.hop_length, out_per_in=1 / self.hop_length)
-        else:
-            z = self._encode_chunk(wav)
-        return z.transpose(1, 2)
-
-    @torch.no_grad()
-    def decode(self, z: torch.Tensor, *, chunked: bool | None = None) -> torch.Tensor:
-        """[B, T, latent_dim] -> [B, C, T * hop]."""
-        check_latents(z, self.latent_dim, "dac")
-        z = z.transpose(1, 2).to(self._param_dtype())
-        if self.chunked if chunked is None else chunked:
-            return chunked_apply(self._decode_chunk, z, chunk=self.chunk_frames, overlap=self.overlap_frames,
-                                 out_per_in=self.hop_length)
-        return self._decode_chunk(z)

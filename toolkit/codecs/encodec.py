@@ -14,7 +14,6 @@ decoding multiplies the output by exp(that channel), linearly interpolated betwe
 
 from __future__ import annotations
 
-import contextlib
 import math
 import warnings
 from pathlib import Path
@@ -24,9 +23,8 @@ import torch
 import torch.nn.functional as F
 
 from ..optional import require
-from ..protocols import Codec
 from ..registry import CODECS
-from .chunking import chunked_apply
+from .framewise import ChunkedFrameCodec, fit_length, seeded
 from .loading import load_strict, read_state_dict
 
 # The two published models (encodec/model.py: encodec_model_24khz / encodec_model_48khz).
@@ -49,7 +47,7 @@ SCALE_EPS = 1e-8  # EnCodec's: scale = 1e-8 + rms
 
 
 @CODECS.register("encodec")
-class EncodecCodec(Codec):
+class EncodecCodec(ChunkedFrameCodec):
     """EnCodec (24 kHz mono / 48 kHz stereo): continuous 128-d encoder latents (optionally RVQ-quantised), hop 320.
 
     `model` picks the published configuration ("24khz": causal, 75 frames/s; "48khz": non-causal, 150 frames/s,
@@ -153,36 +151,6 @@ class EncodecCodec(Codec):
             out = out * gain
         return out
 
-    def _param_dtype(self) -> torch.dtype:
-        return next(self.model.parameters()).dtype
-
-    # -- the Codec protocol --------------------------------------------------------------------------------------
-    @torch.no_grad()
-    def encode(self, wav: torch.Tensor, *, sample_rate: int | None = None, chunked: bool | None = None
-               ) -> torch.Tensor:
-        """[B, C, N] -> [B, ceil(N / hop), latent_dim]; the audio is zero-padded at the end to a multiple of hop."""
-        check_audio(wav, self.channels, self.sample_rate, sample_rate, "encodec")
-        wav = wav.to(self._param_dtype())
-        pad = (-wav.shape[-1]) % self.hop_length
-        if pad:
-            wav = F.pad(wav, (0, pad))
-        if self.chunked if chunked is None else chunked:
-            z = chunked_apply(self._encode_chunk, wav, chunk=self.chunk_frames * self.hop_length,
-                              overlap=self.overlap_frames * self.hop_length, out_per_in=1 / self.hop_length)
-        else:
-            z = self._encode_chunk(wav)
-        return z.transpose(1, 2)
-
-    @torch.no_grad()
-    def decode(self, z: torch.Tensor, *, chunked: bool | None = None) -> torch.Tensor:
-        """[B, T, latent_dim] -> [B, C, T * hop]."""
-        check_latents(z, self.latent_dim, "encodec")
-        z = z.transpose(1, 2).to(self._param_dtype())
-        if self.chunked if chunked is None else chunked:
-            return chunked_apply(self._decode_chunk, z, chunk=self.chunk_frames, overlap=self.overlap_frames,
-                                 out_per_in=self.hop_length)
-        return self._decode_chunk(z)
-
 
 def _build_model(preset: Mapping[str, Any], arch: Mapping[str, Any], sample_rate: int, channels: int, *,
                  seed: int, random_codebooks: bool):
@@ -213,35 +181,3 @@ def _build_model(preset: Mapping[str, Any], arch: Mapping[str, Any], sample_rate
     return model.eval()
 
 
-@contextlib.contextmanager
-def seeded(seed: int):
-    """Seed torch for a random initialisation without disturbing the caller's random stream."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        yield
-
-
-def fit_length(wav: torch.Tensor, length: int) -> torch.Tensor:
-    """Trim or zero-pad the last axis to `length` (decoders may emit a few samples more or fewer)."""
-    if wav.shape[-1] > length:
-        return wav[..., :length]
-    if wav.shape[-1] < length:
-        return F.pad(wav, (0, length - wav.shape[-1]))
-    return wav
-
-
-def check_audio(wav: torch.Tensor, channels: int, codec_rate: int, given_rate: int | None, name: str) -> None:
-    """Shape / channel / sample-rate checks with messages that say how to fix the input."""
-    if wav.dim() != 3:
-        raise ValueError(f"{name}: expected audio [batch, channels, samples], got shape {tuple(wav.shape)}")
-    if wav.shape[1] != channels:
-        raise ValueError(f"{name}: the codec codes {channels}-channel audio but got {wav.shape[1]} channels; "
-                         f"load the audio with channels={channels} (toolkit.audio.load_audio mixes / duplicates)")
-    if given_rate is not None and int(given_rate) != codec_rate:
-        raise ValueError(f"{name}: the codec runs at {codec_rate} Hz but the audio is at {given_rate} Hz; resample "
-                         f"it first (toolkit.audio.load_audio(path, sample_rate={codec_rate}))")
-
-
-def check_latents(z: torch.Tensor, latent_dim: int, name: str) -> None:
-    if z.dim() != 3 or z.shape[-1] != latent_dim:
-        raise ValueError(f"{name}: expected latents [batch, frames, {latent_dim}], got shape {tuple(z.shape)}")
