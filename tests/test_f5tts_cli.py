@@ -83,3 +83,10 @@ def test_missing_files_and_bad_requests_are_refused(published, tmp_path, capsys)
     assert main(["--pretrained", str(root), "--text", "hi", "--ref-audio", str(tmp_path / "nope.wav"),
                  "--ref-text", "x", "--out", str(tmp_path / "o")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_the_cli_leaves_autograd_on(published, tmp_path):
+    """Generation runs under inference mode; the process-wide grad mode is left as it was."""
+    root, _ = published
+    main(["--pretrained", str(root), "--text", "hello.", "--seconds", "0.05", "--out", str(tmp_path / "o"), *TINY])
+    assert torch.is_grad_enabled()

@@ -86,8 +86,6 @@ def pretrained_config(files: dict[str, Path], overrides: list[str]) -> dict:
 
 
 def build(args) -> tuple[Any, dict]:
-    import torch
-
     from toolkit.models.diffrhythm.checkpoints import load_state_dict_strict
     from toolkit.models.f5tts.checkpoints import load_f5_checkpoint_into
     from toolkit.models.factory import build_recipe
@@ -117,7 +115,6 @@ def build(args) -> tuple[Any, dict]:
         state = strip_ema(payload["ema_model_state_dict"]) if use_ema else payload["model_state_dict"]
         load_state_dict_strict(recipe, state, source=args.ckpt)
         source = {"kind": "checkpoint", "checkpoint": args.ckpt, "weights": "ema" if use_ema else "model"}
-    torch.set_grad_enabled(False)
     return recipe.eval(), source
 
 
