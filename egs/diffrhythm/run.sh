@@ -15,9 +15,11 @@ exp=exp/default
 data=""             # a folder of your songs; empty = the embedded chorale set
 pretrained=""       # a folder with the published DiT, vae_model.pt and MuQ-MuLan: skips training
 num_pieces=12       # size of the embedded set
+piece_seconds=30    # each embedded piece is cut at a phrase end by then
+chorales_dir=data/chorales   # where the embedded set is built (cached; shared by experiments)
 num_songs=4         # songs generated for the evaluation (one per validation song, at most)
 song_seconds=11     # length of each generated song
-_recipe_options="stage stop_stage conf exp data pretrained num_pieces num_songs song_seconds"
+_recipe_options="stage stop_stage conf exp data pretrained num_pieces piece_seconds chorales_dir num_songs song_seconds"
 . ../_common/parse_options.sh
 
 python=$(toolkit_python)
@@ -33,9 +35,9 @@ if stage_enabled 0; then
   require_cli 0 data prepare
   songs=$data
   if [ -z "$songs" ]; then
-    songs=data/chorales
+    songs=$chorales_dir
     log "stage 0: building the embedded chorale set ($num_pieces pieces) in $songs"
-    "$python" -m toolkit.bin.make_chorales --out "$songs" --num-pieces "$num_pieces"
+    "$python" -m toolkit.bin.make_chorales --out "$songs" --num-pieces "$num_pieces" --max-seconds "$piece_seconds"
   fi
   log "stage 0: preparing manifests from $songs"
   "$python" -m toolkit.bin.prepare --data "$songs" --out "$exp/data"
