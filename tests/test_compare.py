@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -63,8 +62,9 @@ def write_conf(path: Path, corpus: Path, variants=VARIANTS) -> Path:
 
 
 def run_compare(conf: Path, exp: Path, *extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "toolkit.bin.compare", "--conf", str(conf), "--exp", str(exp), *extra],
-                          capture_output=True, text=True, cwd=ROOT, timeout=600)
+    """egs/compare/run.sh, as a user runs it (it calls python -m toolkit.bin.compare)."""
+    return subprocess.run(["bash", str(ROOT / "egs" / "compare" / "run.sh"), "--conf", str(conf), "--exp", str(exp),
+                           *extra], capture_output=True, text=True, timeout=600)
 
 
 @pytest.fixture(scope="module")
@@ -111,6 +111,7 @@ def test_report_json_records_figures_machine_versions_and_configs(compared):
         assert row["count"] == 1
         assert row["rtf"] > 0 and row["peak_rss_mb"] > 0 and row["lufs"] is not None
         assert row["frechet"] is not None and row["style_adherence"] is not None
+        assert row["generate_seconds"] > 0 and row["generate_cpu_seconds"] > 0
     assert (rows["euler_2"]["steps"], rows["euler_2"]["solver"], rows["euler_2"]["nfe"]) == (2, "euler", 2)
     assert (rows["midpoint_2"]["solver"], rows["midpoint_2"]["nfe"]) == ("midpoint", 4)
     # inference-only variants share one trained model; the codec variant trained its own

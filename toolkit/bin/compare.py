@@ -217,11 +217,20 @@ class Runner:
         stamp = folder / STAMP
         return hashlib.sha256(stamp.read_bytes()).hexdigest()[:16] if stamp.is_file() else None
 
-    def time(self, what: str, seconds: float) -> None:
+    def time(self, what: str, seconds: float, cpu: float | None = None, load: float | None = None) -> None:
+        """Record a step: wall seconds, CPU seconds of its process (steady under other users' load) and the
+        1-minute load average when it started."""
         from toolkit.io import atomic_write_text
 
-        self.timings[what] = round(seconds, 2)
+        self.timings[what] = {"wall": round(seconds, 2), "cpu": None if cpu is None else round(cpu, 2),
+                              "load": load}
         atomic_write_text(self.timings_path, json.dumps(self.timings, indent=1, sort_keys=True) + "\n")
+
+    def timing(self, what: str, kind: str = "wall") -> float | None:
+        entry = self.timings.get(what)
+        if isinstance(entry, (int, float)):  # written by an earlier version: wall seconds only
+            return entry if kind == "wall" else None
+        return entry.get(kind) if isinstance(entry, dict) else None
 
     def run(self, what: str, cmd: list[str]) -> None:
         """Run a CLI; its output goes to <exp>/logs/<what>.log; a failure raises with the log's tail."""
@@ -229,17 +238,21 @@ class Runner:
         logs.mkdir(parents=True, exist_ok=True)
         log_path = logs / (what.replace("/", "__") + ".log")
         env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONUNBUFFERED="1")
+        load = (_loadavg() or [None])[0]
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.perf_counter()
         with open(log_path, "w", encoding="utf-8") as fh:
             fh.write("$ " + " ".join(cmd) + "\n")
             fh.flush()
             code = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env).returncode
         seconds = time.perf_counter() - started
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
         if code != 0:
             tail = "\n".join(log_path.read_text(encoding="utf-8", errors="replace").splitlines()[-12:])
             raise StepFailed(f"{what} failed (exit {code}); see {log_path}:\n{tail}")
-        self.time(what, seconds)
-        self.log(f"  {what}: {seconds:.1f} s")
+        self.time(what, seconds, cpu, load)
+        self.log(f"  {what}: {seconds:.1f} s (CPU {cpu:.1f} s, load {load})")
 
     # -- stage 0
     def data(self) -> None:
@@ -366,10 +379,10 @@ class Runner:
         if self.done(out, key):
             self.log(f"  evaluate/{variant.name}: done before, skipped")
             return
-        started = time.perf_counter()
+        started, cpu, load = time.perf_counter(), time.process_time(), (_loadavg() or [None])[0]
         evaluate_songs(songs, self.manifests(), out, embedding=key["embedding"], tolerance=key["tolerance"],
                        embedder=embedder, log=lambda _msg: None)
-        self.time(f"evaluate/{variant.name}", time.perf_counter() - started)
+        self.time(f"evaluate/{variant.name}", time.perf_counter() - started, time.process_time() - cpu, load)
         self.log(f"  evaluate/{variant.name}: {time.perf_counter() - started:.1f} s")
         self.mark(out, key)
 
@@ -479,7 +492,7 @@ def collect(plan: Plan, runner: Runner) -> dict[str, Any]:
     common = list(plan.cfg.get("common") or []) + plan.forwarded
     configs_dir = exp / "report" / "configs"
     configs_dir.mkdir(parents=True, exist_ok=True)
-    rows, configs, notes = [], {}, []
+    rows, configs, notes, busy = [], {}, [], []
     reference_count, embedding, seeds = None, None, None
     for v in plan.variants:
         row: dict[str, Any] = {"name": v.name, "recipe": v.recipe, "model": v.model,
@@ -510,13 +523,23 @@ def collect(plan: Plan, runner: Runner) -> dict[str, Any]:
             reference_count = evaluation.get("reference_count")
             embedding = evaluation.get("embedding")
             notes += [f"{v.name}: {n}" for n in evaluation.get("notes", [])]
-        row["train_seconds"] = runner.timings.get(f"train/{v.model}")
-        row["generate_seconds"] = runner.timings.get(f"generate/{v.name}")
+        row["train_seconds"] = runner.timing(f"train/{v.model}")
+        row["generate_seconds"] = runner.timing(f"generate/{v.name}")
+        row["generate_cpu_seconds"] = runner.timing(f"generate/{v.name}", "cpu")
+        row["generate_load"] = runner.timing(f"generate/{v.name}", "load")
+        cores = os.cpu_count() or 1
+        if isinstance(row["generate_load"], (int, float)) and row["generate_load"] > cores:
+            busy.append(row["generate_load"])
         failure = runner.failed.get(v.name) or runner.failed.get(f"model:{v.model}")
         row["status"] = "failed" if failure else ("ok" if evaluation else "not evaluated")
         if failure:
             notes.append(f"{v.name} failed: {failure.splitlines()[0]}")
         rows.append(row)
+    if busy:
+        notes.append(f"{len(busy)} of {len(rows)} variants generated while the load average ({max(busy):.1f} at "
+                     f"most) exceeded the {os.cpu_count()} cores: their RTF and generate s include waiting for "
+                     "other jobs; compare `generate CPU s` (CPU time of the generate process, start-up included) "
+                     "or rerun stage 2 on a quiet machine")
     models = []
     for m in plan.models.values():
         used_by = [v.name for v in plan.variants if v.model == m.name]
@@ -528,7 +551,8 @@ def collect(plan: Plan, runner: Runner) -> dict[str, Any]:
         own = m.overrides[len(common):] if m.overrides[:len(common)] == common else m.overrides
         models.append({"name": m.name, "recipe": m.recipe, "conf": str(m.conf),
                        "overrides": " ".join(["(common)"] + own) if common else " ".join(own),
-                       "train_seconds": runner.timings.get(f"train/{m.name}"), "final_step": summary.get("final_step"),
+                       "train_seconds": runner.timing(f"train/{m.name}"),
+                       "train_cpu_seconds": runner.timing(f"train/{m.name}", "cpu"), "final_step": summary.get("final_step"),
                        "final_valid_loss": summary.get("final_valid_loss"),
                        "checkpoint_mb": round(ckpt.stat().st_size / 2 ** 20, 1) if ckpt.is_file() else None,
                        "used_by": ", ".join(used_by)})

@@ -113,7 +113,8 @@ def metric_vs_x_png(rows: Sequence[dict[str, Any]], x: str, metrics: Sequence[st
 
 SETTING_COLUMNS = (("name", "variant"), ("model", "model"), ("steps", "steps"), ("solver", "solver"),
                    ("nfe", "NFE"), ("guidance", "CFG"), ("count", "songs"))
-TIME_COLUMNS = (("train_seconds", "train s"), ("generate_seconds", "generate s"), ("status", "status"))
+TIME_COLUMNS = (("train_seconds", "train s"), ("generate_seconds", "generate s"),
+                ("generate_cpu_seconds", "generate CPU s"), ("generate_load", "load"), ("status", "status"))
 RESULT_COLUMNS = SETTING_COLUMNS + tuple((k, t) for k, t, _ in GROUP_COLUMNS if k != "count") + TIME_COLUMNS
 JSON_NAME = "report.json"
 MARKDOWN_NAME = "report.md"
@@ -203,16 +204,19 @@ def comparison_markdown(doc: dict[str, Any]) -> str:
             lines += ["(common) = " + " ".join(f"`{o}`" for o in doc["common_overrides"]), ""]
         lines += [variant_table(models, (("name", "model"), ("recipe", "recipe"), ("conf", "conf"),
                                          ("overrides", "overrides"), ("train_seconds", "train s"),
+                                         ("train_cpu_seconds", "train CPU s"),
                                          ("final_step", "steps"), ("final_valid_loss", "valid loss"),
                                          ("checkpoint_mb", "checkpoint MB"), ("used_by", "used by")))]
     lines += ["## Machine and versions", ""]
     machine = doc.get("machine") or {}
     lines += [f"- machine: {_kv(machine)}", f"- versions: {_kv(doc.get('versions'))}"]
+    lines.append("")
     timings = doc.get("timings") or {}
     if timings:
-        lines.append(f"- step wall times (s, including each CLI's start-up; the latest run of each step): "
-                     f"{_kv(timings)}")
-    lines.append("")
+        steps = [{"step": k, **(v if isinstance(v, dict) else {"wall": v})} for k, v in timings.items()]
+        lines += ["Steps (the latest run of each; wall and CPU seconds of the whole CLI call, start-up included; "
+                  "1-minute load average when it started):", "",
+                  variant_table(steps, (("step", "step"), ("wall", "wall s"), ("cpu", "CPU s"), ("load", "load")))]
     runs = doc.get("runs") or []
     if runs:
         lines += ["Runs of this experiment (wall and CPU seconds until the report; load average over 1, 5, 15 min "
