@@ -122,9 +122,9 @@ def test_vocos_strict_load_reports_problems(tmp_path, weights):
     with pytest.raises(RuntimeError) as err:
         Vocos.from_pretrained(tmp_path)
     message = str(err.value)
-    assert "missing (1)" in message and "head.out.bias" in message
-    assert "unexpected (1)" in message and "extra.thing" in message
-    assert "wrong shape (1)" in message and "backbone.embed.weight" in message
+    assert "missing keys (in the model, not in the file) (1)" in message and "head.out.bias" in message
+    assert "unexpected keys (in the file, not in the model) (1)" in message and "extra.thing" in message
+    assert "wrong-shape keys (file shape vs model shape) (1)" in message and "backbone.embed.weight" in message
 
 
 def test_mel_codec_rejects_contradicting_settings(tmp_path, weights, hparams):
