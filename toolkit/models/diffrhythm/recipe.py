@@ -13,7 +13,8 @@ from typing import Any, Callable, Mapping
 
 import torch
 
-from ...protocols import Codec, Recipe
+from ...protocols import Codec
+from ..base import CodecRecipe
 from ...registry import BACKBONES, CODECS, CONDITIONERS, OBJECTIVES, SAMPLERS, RECIPES
 from .request import RequestError, SongRequest
 
@@ -38,7 +39,7 @@ def build_frontend(codec: Any, lyrics: Any, style: Any, max_frames: int) -> tupl
 
 
 @RECIPES.register("diffrhythm")
-class DiffRhythm(Recipe):
+class DiffRhythm(CodecRecipe):
     """DiffRhythm: full songs from time-stamped lyrics and a style prompt (DiT + CFM over codec latents)."""
 
     def __init__(self, codec: Any, backbone: Any, lyrics: Any = "lyrics_lrc", style: Any = "style_features",
@@ -46,7 +47,7 @@ class DiffRhythm(Recipe):
                  default_seconds: float | None = None, negative_style: str | None = "null"):
         super().__init__()
         codec_module, self.lyrics, self.style = build_frontend(codec, lyrics, style, max_frames)
-        object.__setattr__(self, "codec", codec_module)  # frozen: not a submodule, not in state_dict
+        self.set_codec(codec_module)
         self.max_frames = int(max_frames)
         self.frame_rate = codec_module.frame_rate
         self.default_seconds = default_seconds
@@ -59,21 +60,6 @@ class DiffRhythm(Recipe):
             raise ValueError("negative_style must be 'null' (dropped style) or 'negative' (the conditioner's "
                              f"negative embedding), got {negative_style!r}")
         self.negative_style = negative_style
-
-    # ------------------------------------------------------------------------------------- devices
-    def to_device(self, device: str | torch.device, dtype: torch.dtype = torch.float32) -> "DiffRhythm":
-        """Move the trainable part (in `dtype`) and the codec (float32, as upstream decodes) to `device`."""
-        self.to(device=device, dtype=dtype)
-        self.codec.to(device=device)
-        return self
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.transformer.parameters()).device
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return next(self.transformer.parameters()).dtype
 
     # ------------------------------------------------------------------------------------ training
     def batch_conditions(self, batch: Mapping[str, Any]) -> dict[str, torch.Tensor]:

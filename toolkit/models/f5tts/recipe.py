@@ -20,7 +20,8 @@ from typing import Any, Callable, Mapping
 
 import torch
 
-from ...protocols import Codec, Recipe
+from ...protocols import Codec
+from ..base import CodecRecipe
 from ...registry import BACKBONES, CODECS, CONDITIONERS, OBJECTIVES, RECIPES, SAMPLERS, split_node
 from .inference import effective_durations, estimate_frames, item_noise, sampling_inputs
 
@@ -129,7 +130,7 @@ def build_frontend(cfg: Mapping[str, Any]) -> tuple[Codec, Any, Any]:
 
 
 @RECIPES.register("f5tts")
-class F5TTS(Recipe):
+class F5TTS(CodecRecipe):
     """F5-TTS: speech from text in the voice of a reference clip (DiT + CFM over mel frames, Vocos)."""
 
     build_frontend = staticmethod(build_frontend)
@@ -140,7 +141,7 @@ class F5TTS(Recipe):
                  frames_per_byte: float | None = None, pretrained: str | None = None):
         super().__init__()
         codec_module, self.text, _ = build_frontend({"codec": codec, "text": text})
-        object.__setattr__(self, "codec", codec_module)  # frozen: not a submodule, not in state_dict
+        self.set_codec(codec_module)
         self.frame_rate = codec_module.frame_rate
         self.max_frames = int(max_frames)
         backbone_node = with_defaults(backbone, {"type": "dit_f5"})
@@ -165,20 +166,6 @@ class F5TTS(Recipe):
                                  f"{self.text.vocab_size} tokens: drop the setting (it follows from text.vocab)")
             return {}
         return {"text_num_embeds": self.text.vocab_size}
-
-    # ------------------------------------------------------------------------------------- devices
-    def to_device(self, device: str | torch.device, dtype: torch.dtype = torch.float32) -> "F5TTS":
-        self.to(device=device, dtype=dtype)
-        self.codec.to(device=device)
-        return self
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.transformer.parameters()).device
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return next(self.transformer.parameters()).dtype
 
     # ------------------------------------------------------------------------------------ training
     def training_step(self, batch: Mapping[str, Any], *, step: int = 0, seed: int | None = None,
