@@ -27,22 +27,11 @@ from ..modules.text_embedding import ConvTextEmbedding
 from ..modules.timestep import TimestepEmbedding
 from ..protocols import Backbone
 from ..registry import BACKBONES
+from .drops import drop_masks
 
 COND_DIM = 512  # width of the time / start-time / duration embeddings (hard-wired upstream)
 FULL_MAX_FRAMES = 6144  # upstream builds the duration embedding iff max_frames == 6144
 DROP_GROUPS = ("audio", "lyrics", "style")
-
-
-def _batch_flags(flags: torch.Tensor | bool | None, batch: int, device: torch.device) -> torch.Tensor | None:
-    """A per-item drop mask [B] bool from a bool, a 0-dim or a [B] tensor (None / all-False -> None)."""
-    if flags is None:
-        return None
-    flags = torch.as_tensor(flags, dtype=torch.bool, device=device)
-    if flags.ndim == 0:
-        flags = flags.expand(batch)
-    if flags.shape != (batch,):
-        raise ValueError(f"a drop mask must be a bool or have shape [{batch}], got {tuple(flags.shape)}")
-    return flags
 
 
 def _per_item(value: torch.Tensor, batch: int, name: str) -> torch.Tensor:
@@ -140,13 +129,7 @@ class DiffRhythmDiT(Backbone):
     def forward(self, x: torch.Tensor, cond: torch.Tensor, conditions: Mapping[str, torch.Tensor],
                 time: torch.Tensor, drop: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
         b, t, _ = x.shape
-        drop = drop or {}
-        unknown = set(drop) - set(DROP_GROUPS)
-        if unknown:
-            raise ValueError(f"unknown drop group(s) {sorted(unknown)}; this backbone drops {DROP_GROUPS}")
-        drop_audio = _batch_flags(drop.get("audio"), b, x.device)
-        drop_lyrics = _batch_flags(drop.get("lyrics"), b, x.device)
-        drop_style = _batch_flags(drop.get("style"), b, x.device)
+        drop_audio, drop_lyrics, drop_style = drop_masks(drop, DROP_GROUPS, b, x.device)
 
         lyrics = conditions["lyrics"]
         if lyrics.shape != (b, t):

@@ -30,7 +30,7 @@ from ..modules.text_embedding import ConvTextEmbedding
 from ..modules.timestep import TimestepEmbedding
 from ..protocols import Backbone
 from ..registry import BACKBONES
-from .dit_diffrhythm import _batch_flags
+from .drops import drop_masks
 
 DROP_GROUPS = ("audio", "text")
 TEXT_MAX_POSITIONS = 8192  # upstream's precomputed text position table (freqs_cis [8192, text_dim])
@@ -171,12 +171,7 @@ class F5DiT(Backbone):
     def forward(self, x: torch.Tensor, cond: torch.Tensor, conditions: Mapping[str, torch.Tensor],
                 time: torch.Tensor, drop: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
         b, t, _ = x.shape
-        drop = drop or {}
-        unknown = set(drop) - set(DROP_GROUPS)
-        if unknown:
-            raise ValueError(f"unknown drop group(s) {sorted(unknown)}; this backbone drops {DROP_GROUPS}")
-        drop_audio = _batch_flags(drop.get("audio"), b, x.device)
-        drop_text = _batch_flags(drop.get("text"), b, x.device)
+        drop_audio, drop_text = drop_masks(drop, DROP_GROUPS, b, x.device)
         if "text" not in conditions:
             raise ValueError("conditions['text'] is required: character indices [B, n] padded with -1")
         mask = conditions.get("mask")
