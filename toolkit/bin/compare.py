@@ -527,8 +527,9 @@ def collect(plan: Plan, runner: Runner) -> dict[str, Any]:
         row["generate_seconds"] = runner.timing(f"generate/{v.name}")
         row["generate_cpu_seconds"] = runner.timing(f"generate/{v.name}", "cpu")
         row["generate_load"] = runner.timing(f"generate/{v.name}", "load")
+        # the 1-minute load average counts this run's own threads too: flag only clearly more than the cores
         cores = os.cpu_count() or 1
-        if isinstance(row["generate_load"], (int, float)) and row["generate_load"] > cores:
+        if isinstance(row["generate_load"], (int, float)) and row["generate_load"] > cores + 1:
             busy.append(row["generate_load"])
         failure = runner.failed.get(v.name) or runner.failed.get(f"model:{v.model}")
         row["status"] = "failed" if failure else ("ok" if evaluation else "not evaluated")
@@ -537,7 +538,7 @@ def collect(plan: Plan, runner: Runner) -> dict[str, Any]:
         rows.append(row)
     if busy:
         notes.append(f"{len(busy)} of {len(rows)} variants generated while the load average ({max(busy):.1f} at "
-                     f"most) exceeded the {os.cpu_count()} cores: their RTF and generate s include waiting for "
+                     f"most) exceeded the {os.cpu_count()} cores + 1: their RTF and generate s include waiting for "
                      "other jobs; compare `generate CPU s` (CPU time of the generate process, start-up included) "
                      "or rerun stage 2 on a quiet machine")
     models = []
