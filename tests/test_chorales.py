@@ -56,7 +56,7 @@ def test_demo_pieces_meet_the_criteria():
 
 
 def test_timing_fermatas_and_phrases():
-    piece = load_piece("bwv3.6", bpm=84, max_seconds=None)
+    piece = load_piece("bwv3.6", bpm=84, max_seconds=None, breath_beats=0.0)
     sop = piece.soprano
     beat = 60 / 84
     onsets = [n.onset for n in sop]
@@ -72,9 +72,40 @@ def test_timing_fermatas_and_phrases():
     for phrase, end_note in zip(piece.phrases, held):
         assert phrase.end == pytest.approx(end_note.onset + end_note.duration)
     assert all(p.text and p.text[0].isalpha() for p in piece.phrases)
-    short = load_piece("bwv3.6", bpm=84, max_seconds=20)
+    short = load_piece("bwv3.6", bpm=84, max_seconds=20, breath_beats=0.0)
     assert short.phrases == piece.phrases[:len(short.phrases)] and short.phrases[-1].end <= 20
     assert all(n.onset + n.duration <= short.phrases[-1].end + 1e-9 for part in short.parts for n in part)
+
+
+def test_every_voice_breathes_after_a_fermata():
+    beat = 60 / 84
+    plain = load_piece("bwv3.6", bpm=84, max_seconds=None, breath_beats=0.0)
+    breathing = load_piece("bwv3.6", bpm=84, max_seconds=None, breath_beats=1.0)
+    # the k-th phrase starts k beats later; fermata notes keep their length
+    for k, (a, b) in enumerate(zip(plain.phrases, breathing.phrases)):
+        assert b.text == a.text and b.start == pytest.approx(a.start + k * beat)
+        assert b.end - b.start == pytest.approx(a.end - a.start)
+    # between a phrase's end and the next phrase's start no voice sounds (the pause the LRC line follows)
+    for prev, nxt in zip(breathing.phrases, breathing.phrases[1:]):
+        assert nxt.start - prev.end == pytest.approx(beat)
+        for part in breathing.parts:
+            assert not any(n.onset < nxt.start - 1e-9 and n.onset + n.duration > prev.end + 1e-9 for n in part)
+    with pytest.raises(chorales.ChoraleError, match="breath_beats"):
+        load_piece("bwv3.6", breath_beats=-1.0)
+
+
+def test_ensembles_take_turns_along_the_catalogue():
+    from toolkit.data.chorales import ENSEMBLES, accompaniment_voices, ensemble_of
+
+    names = [ensemble_of(n).name for n in demo_pieces(8)]
+    assert names == [e.name for e in ENSEMBLES] * 2
+    assert len({(e.bpm, e.melody) for e in ENSEMBLES}) == len(ENSEMBLES)  # each differs in tempo and timbre
+    piece = load_piece("bwv3.6", max_seconds=10)
+    brass = ENSEMBLES[2]
+    voices = accompaniment_voices(piece, brass)
+    assert [v.program for v in voices] == [brass.melody, *brass.lower][:len(voices)]
+    organ = accompaniment_voices(piece, ENSEMBLES[0])  # the organ is doubled by strings
+    assert len(organ) == 1 + 2 * (len(piece.parts) - 1) and organ[-1].program == ENSEMBLES[0].double
 
 
 def test_demo_lyric_lines_without_rendering():
@@ -126,7 +157,8 @@ def test_build_one_short_piece(tmp_path):
     assert lrc.splitlines()[0].endswith("Ach Gott, wie manches Herzeleid")
 
     tags = FLAC(out / "bwv3_6.flac").tags
-    assert tags["GENRE"] == ["chorale, baroque, organ"]
+    assert tags["GENRE"] == ["chorale, baroque, organ"]  # the first piece of the catalogue: organ, 84 bpm
+    assert record["ensemble"] == "organ" and record["bpm"] == 84.0
     assert tags["LYRICS"][0].strip() == lrc.strip() and tags["TITLE"][0].startswith("Ach Gott")
 
     manifest_record = json.loads((out / ".build" / "bwv3_6.json").read_text())

@@ -72,3 +72,55 @@ def test_cli_trains_resumes_and_exports_the_real_recipe(setup, capsys):
                            "--out", str(merged)]) == 0
     plain = build_recipe(load_checkpoint(merged)["config"])
     init_from(plain, merged)
+
+
+def test_fixed_valid_times_and_always_dropped_groups(setup, tmp_path):
+    """`valid_times` evaluates every validation window at each fixed flow time (same noise), and
+    `valid_drop_always` drops a group in both figures; the pair still differs only by lyrics and style."""
+    from toolkit.training.trainer import Trainer
+
+    root, _, features = setup
+    cfg = {**TINY, "train": {**TINY["train"], "valid_times": [0.0, 0.5], "valid_drop_always": ["audio"],
+                             "valid_windows": 2}}
+    dataset = train_cli.build_dataset(cfg["data"], features, 0)
+    torch.manual_seed(1)
+    recipe = build_recipe({k: v for k, v in cfg.items() if k not in ("data", "train")})
+    with torch.no_grad():  # the DiT's output layer starts at zero: move every weight so time and drops matter
+        for p in recipe.transformer.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    trainer = Trainer(recipe, dataset, tmp_path / "exp", cfg)
+    trainer._setup()
+    assert sum(int(b["lens"].numel()) for b in trainer.valid_batches) == 2 * 2  # 2 items x 2 windows
+    figures = trainer.validate()
+
+    def expected(drop: bool) -> float:
+        total = 0.0
+        for batch in trainer.valid_batches:
+            for t in (0.0, 0.5):
+                total += float(recipe.training_step(batch, step=-1, seed=0, num_valid_global=trainer.valid_frames,
+                                                    drop_override={"lyrics": drop, "style": drop, "audio": True},
+                                                    time_override=t)["loss"])
+        return total / 2
+
+    recipe.eval()
+    with torch.no_grad():
+        assert figures["valid_loss"] == pytest.approx(expected(False), rel=1e-6)
+        assert figures["valid_loss_dropped"] == pytest.approx(expected(True), rel=1e-6)
+        assert figures["valid_loss"] != figures["valid_loss_dropped"]
+        # the fixed time really is used: another time gives another loss
+        batch = trainer.valid_batches[0]
+        at = [float(recipe.training_step(batch, step=-1, seed=0, time_override=t)["loss"]) for t in (0.0, 0.0, 0.9)]
+    assert at[0] == at[1] != at[2]
+
+
+@pytest.mark.parametrize("override, message", [
+    ({"valid_times": [1.0]}, "flow times in \\[0, 1\\)"),
+    ({"valid_drop_always": ["style"]}, "cannot be in both"),
+    ({"valid_windows": 0}, "valid_windows must be at least 1"),
+])
+def test_validation_settings_are_checked(override, message):
+    from toolkit.config import ConfigError
+    from toolkit.training.config import TrainConfig
+
+    with pytest.raises(ConfigError, match=message):
+        TrainConfig.from_config({**TINY["train"], **override}).validate()

@@ -15,11 +15,12 @@ exp=exp/default
 data=""             # a folder of your songs; empty = the embedded chorale set
 pretrained=""       # a folder with the published DiT, vae_model.pt and MuQ-MuLan: skips training
 num_pieces=12       # size of the embedded set
+valid_fraction=0.2  # share of the songs held out for validation (2 of the 12 embedded pieces)
 piece_seconds=30    # each embedded piece is cut at a phrase end by then
 chorales_dir=data/chorales   # where the embedded set is built (cached; shared by experiments)
 num_songs=4         # songs generated for the evaluation (one per validation song, at most)
 song_seconds=11     # length of each generated song
-_recipe_options="stage stop_stage conf exp data pretrained num_pieces piece_seconds chorales_dir num_songs song_seconds"
+_recipe_options="stage stop_stage conf exp data pretrained num_pieces valid_fraction piece_seconds chorales_dir num_songs song_seconds"
 . ../_common/parse_options.sh
 
 python=$(toolkit_python)
@@ -40,7 +41,7 @@ if stage_enabled 0; then
     "$python" -m toolkit.bin.make_chorales --out "$songs" --num-pieces "$num_pieces" --max-seconds "$piece_seconds"
   fi
   log "stage 0: preparing manifests from $songs"
-  "$python" -m toolkit.bin.prepare --data "$songs" --out "$exp/data"
+  "$python" -m toolkit.bin.prepare --data "$songs" --out "$exp/data" --valid-fraction "$valid_fraction"
 fi
 
 if stage_enabled 1; then

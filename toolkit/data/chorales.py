@@ -1,12 +1,16 @@
-"""The embedded demo songs: Bach chorales from music21's corpus, sung by espeak-ng over an organ.
+"""The embedded demo songs: Bach chorales from music21's corpus, sung by espeak-ng over instruments.
 
 Recipe (docs/data.md): a chorale qualifies when its soprano part carries lyrics of a single verse,
-the score has no repeats and the soprano has fermatas. Quarter notes last 60/bpm seconds and a note
-under a fermata is held `fermata_factor` times as long (everything after it moves later). The
-lower voices (and, softly, the soprano) are rendered with fluidsynth on church organ doubled by
-strings; espeak-ng sings the soprano line in German (toolkit.data.singing); the mix is 44.1 kHz
-stereo. Each phrase (ending at a fermata) is one LRC line stamped with its first note's onset.
-A piece may be cut after the last whole phrase that ends within `max_seconds`.
+the score has no repeats and the soprano has fermatas. Quarter notes last 60/bpm seconds, a note
+under a fermata is held `fermata_factor` times as long and every voice then breathes for
+`breath_beats` before the next phrase (everything after moves later). Each piece is played by one
+of four ensembles (organ and strings, piano, brass, woodwinds; each with its own tempo), taken in
+turn along the catalogue, so the songs differ in timbre and tempo as real songs differ in style:
+the style conditioner has something to tell the model. The lower voices (and, softly, the soprano)
+are rendered with fluidsynth; espeak-ng sings the soprano line in German (toolkit.data.singing);
+the mix is 44.1 kHz stereo. Each phrase (ending at a fermata) is one LRC line stamped with its
+first note's onset, after the breath. A piece may be cut after the last whole phrase that ends
+within `max_seconds`.
 
 Output in `out/`: `<piece_id>.flac` (tags: TITLE, ARTIST, GENRE, MOOD, LYRICS = the LRC text),
 `<piece_id>.lrc`, and `manifest.jsonl`; `out/.build/` holds per-piece completion records and the
@@ -33,12 +37,13 @@ from .tags import format_lrc_time, write_tags
 
 DEFAULT_NUM_PIECES = 12
 DEFAULT_MAX_SECONDS = 30.0
-DEFAULT_BPM = 84.0
+DEFAULT_BPM = 84.0          # the organ's tempo; each ensemble has its own (Ensemble.bpm)
 FERMATA_FACTOR = 2.0
+BREATH_BEATS = 1.0          # silence after each fermata, in beats: phrases start after a pause
 SAMPLE_RATE = 44100
 TAIL_SECONDS = 1.0          # room after the last note for the release and reverb
-BUILD_VERSION = 1           # bump when the rendering changes, so cached pieces are rebuilt
-GENRES = ("chorale", "baroque", "organ")
+BUILD_VERSION = 2           # bump when the rendering changes, so cached pieces are rebuilt
+GENRES = ("chorale", "baroque")
 ARTIST = "J. S. Bach (music21 corpus), sung by espeak-ng"
 
 # The 165 qualifying Bach files of music21 10.5.1's corpus (of 410 .mxl/.xml), in catalogue order, as
@@ -177,11 +182,14 @@ class Piece:
         return "".join(f"{format_lrc_time(p.start)}{p.text}\n" for p in self.phrases)
 
 
-def _time_warp(fermatas: list[tuple[float, float]], factor: float):
-    """Quarter-length position -> stretched quarter-length (fermata spans last `factor` times longer)."""
-    def warp(q: float) -> float:
+def _time_warp(fermatas: list[tuple[float, float]], factor: float, breath: float = 0.0):
+    """Quarter-length position -> stretched quarter-length: fermata spans last `factor` times longer
+    and `breath` quarters of silence follow each one. A note ending at a fermata's end ends before
+    the breath (`end=True`); one starting there starts after it."""
+    def warp(q: float, end: bool = False) -> float:
         extra = sum(max(0.0, min(q, b) - a) for a, b in fermatas)
-        return q + (factor - 1.0) * extra
+        breaths = sum(1 for _, b in fermatas if (b < q - 1e-9 if end else b <= q + 1e-9))
+        return q + (factor - 1.0) * extra + breath * breaths
     return warp
 
 
@@ -200,7 +208,7 @@ def _join_syllables(notes: Sequence[TimedNote]) -> str:
 
 
 def load_piece(name: str, bpm: float = DEFAULT_BPM, fermata_factor: float = FERMATA_FACTOR,
-               max_seconds: float | None = DEFAULT_MAX_SECONDS) -> Piece:
+               max_seconds: float | None = DEFAULT_MAX_SECONDS, breath_beats: float = BREATH_BEATS) -> Piece:
     """Parse a qualifying chorale into timed notes and phrases (no audio)."""
     corpus = require("music21.corpus", "demo", "the embedded Bach-chorale set")
     path = corpus_path(name)
@@ -222,9 +230,11 @@ def load_piece(name: str, bpm: float = DEFAULT_BPM, fermata_factor: float = FERM
                 lyric = None  # a chord's lyric belongs to its first pitch only
         raw_parts.append(notes)
     fermatas = [(o, o + q) for o, q, _, _, _, f in raw_parts[0] if f]
-    warp = _time_warp(fermatas, fermata_factor)
+    if breath_beats < 0:
+        raise ChoraleError(f"breath_beats must be >= 0, not {breath_beats}")
+    warp = _time_warp(fermatas, fermata_factor, breath_beats)
     spq = 60.0 / bpm
-    parts = [[TimedNote(warp(o) * spq, (warp(o + q) - warp(o)) * spq, p, ly, syl, f)
+    parts = [[TimedNote(warp(o) * spq, (warp(o + q, end=True) - warp(o)) * spq, p, ly, syl, f)
               for o, q, p, ly, syl, f in notes] for notes in raw_parts]
 
     phrases, current = [], []
@@ -249,14 +259,16 @@ def load_piece(name: str, bpm: float = DEFAULT_BPM, fermata_factor: float = FERM
     incipit = phrases[0].text.rstrip(" ,.;:!?")
     return Piece(name=name, title=f"{incipit} (BWV {number})", parts=parts, phrases=phrases,
                  duration=end + TAIL_SECONDS, minor=key.mode == "minor", source=f"music21 corpus {path.name}",
-                 settings={"bpm": bpm, "fermata_factor": fermata_factor, "max_seconds": max_seconds})
+                 settings={"bpm": bpm, "fermata_factor": fermata_factor, "max_seconds": max_seconds,
+                           "breath_beats": breath_beats})
 
 
 def demo_lyric_lines(num_pieces: int = DEFAULT_NUM_PIECES, max_seconds: float | None = DEFAULT_MAX_SECONDS,
-                     bpm: float = DEFAULT_BPM) -> list[str]:
-    """The LRC line texts (one per phrase) of the demo pieces, without rendering anything."""
+                     bpm: float | None = None) -> list[str]:
+    """The LRC line texts (one per phrase) of the demo pieces, without rendering anything
+    (`bpm` None: each piece at its ensemble's tempo, as built)."""
     return [p.text for name in demo_pieces(num_pieces)
-            for p in load_piece(name, bpm=bpm, max_seconds=max_seconds).phrases]
+            for p in load_piece(name, bpm=bpm or ensemble_of(name).bpm, max_seconds=max_seconds).phrases]
 
 
 def sung_syllables(notes: Sequence[TimedNote]):
@@ -275,10 +287,35 @@ def sung_syllables(notes: Sequence[TimedNote]):
 
 
 # -- rendering -------------------------------------------------------------------------------------
-ORGAN, STRINGS = 19, 48  # General MIDI: Church Organ, String Ensemble 1
+@dataclass(frozen=True)
+class Ensemble:
+    """Who plays a piece: General MIDI programs (0-based) and a tempo."""
+
+    name: str                  # also the piece's third genre tag
+    bpm: float
+    melody: int                # doubles the sung soprano, softly
+    lower: tuple[int, ...]     # one program per lower voice (alto, tenor, bass); the last one repeats
+    double: int | None = None  # a second program doubling the lower voices
 
 
-def accompaniment_voices(piece: Piece):
+ENSEMBLES = (
+    Ensemble("organ", DEFAULT_BPM, melody=19, lower=(19,), double=48),  # church organ, string ensemble
+    Ensemble("piano", 104.0, melody=0, lower=(0,)),                     # acoustic grand
+    Ensemble("brass", 72.0, melody=56, lower=(60, 57, 58)),             # trumpet; horn, trombone, tuba
+    Ensemble("woodwinds", 96.0, melody=73, lower=(68, 71, 70)),         # flute; oboe, clarinet, bassoon
+)
+
+
+def ensemble_of(name: str) -> Ensemble:
+    """The ensemble of a chorale: in turn along the catalogue, so any first n pieces mix all four."""
+    if name in QUALIFYING:
+        index = QUALIFYING.index(name)
+    else:
+        index = int(hashlib.sha1(name.encode()).hexdigest()[:8], 16)
+    return ENSEMBLES[index % len(ENSEMBLES)]
+
+
+def accompaniment_voices(piece: Piece, ensemble: Ensemble = ENSEMBLES[0]):
     from .accompaniment import Voice
 
     def notes(part):
@@ -286,10 +323,13 @@ def accompaniment_voices(piece: Piece):
 
     lower = piece.parts[1:]
     pans = np.linspace(40, 88, num=max(len(lower), 2)).round().astype(int)
-    voices = [Voice(ORGAN, notes(piece.soprano), velocity=60, volume=70)]
-    voices += [Voice(ORGAN, notes(part), velocity=72, volume=95, pan=int(pan)) for part, pan in zip(lower, pans)]
-    voices += [Voice(STRINGS, notes(part), velocity=64, volume=55, pan=int(127 - pan), reverb=60)
-               for part, pan in zip(lower, pans)]
+    programs = [ensemble.lower[min(i, len(ensemble.lower) - 1)] for i in range(len(lower))]
+    voices = [Voice(ensemble.melody, notes(piece.soprano), velocity=60, volume=70)]
+    voices += [Voice(program, notes(part), velocity=72, volume=95, pan=int(pan))
+               for part, pan, program in zip(lower, pans, programs)]
+    if ensemble.double is not None:
+        voices += [Voice(ensemble.double, notes(part), velocity=64, volume=55, pan=int(127 - pan), reverb=60)
+                   for part, pan in zip(lower, pans)]
     return voices[:15]
 
 
@@ -308,7 +348,8 @@ def _reverb(mono: np.ndarray, sr: int, seed: int, seconds: float = 1.2, wet: flo
     return ((1 - wet) * mono[None] + wet * np.stack(out)).astype(np.float32)
 
 
-def render_piece(piece: Piece, singer=None, soundfont: str | Path | None = None) -> np.ndarray:
+def render_piece(piece: Piece, singer=None, soundfont: str | Path | None = None,
+                 ensemble: Ensemble = ENSEMBLES[0]) -> np.ndarray:
     """The mixed song as float32 [2, N] at 44.1 kHz, peaking at -1 dBFS."""
     from .accompaniment import render
     from .singing import EspeakSinger
@@ -320,7 +361,7 @@ def render_piece(piece: Piece, singer=None, soundfont: str | Path | None = None)
     finally:
         if own:
             singer.close()
-    organ = render(accompaniment_voices(piece), piece.duration, SAMPLE_RATE, soundfont)
+    organ = render(accompaniment_voices(piece, ensemble), piece.duration, SAMPLE_RATE, soundfont)
     seed = int(hashlib.sha1(piece.name.encode()).hexdigest()[:8], 16)
     voice = _reverb(voice, SAMPLE_RATE, seed)
     rms = lambda x: math.sqrt(float(np.mean(x ** 2)) + 1e-12)  # noqa: E731
@@ -331,8 +372,9 @@ def render_piece(piece: Piece, singer=None, soundfont: str | Path | None = None)
 # -- building the set ------------------------------------------------------------------------------
 @dataclass
 class BuildSettings:
-    bpm: float = DEFAULT_BPM
+    bpm: float | None = None   # None: each ensemble's own tempo
     fermata_factor: float = FERMATA_FACTOR
+    breath_beats: float = BREATH_BEATS
     max_seconds: float | None = DEFAULT_MAX_SECONDS
     sample_rate: int = SAMPLE_RATE
     version: int = BUILD_VERSION
@@ -372,30 +414,33 @@ def build_piece(name: str, out: str | Path, settings: BuildSettings | None = Non
     if cached is not None:
         return cached
     start = time.perf_counter()
-    piece = load_piece(name, bpm=settings.bpm, fermata_factor=settings.fermata_factor,
-                       max_seconds=settings.max_seconds)
+    ensemble = ensemble_of(name)
+    piece = load_piece(name, bpm=settings.bpm or ensemble.bpm, fermata_factor=settings.fermata_factor,
+                       max_seconds=settings.max_seconds, breath_beats=settings.breath_beats)
     own = singer is None
     if own:
         from .singing import EspeakSinger
 
         singer = EspeakSinger(sample_rate=settings.sample_rate, calibration_file=out / ".build" / "espeak_pitch.json")
     try:
-        audio = render_piece(piece, singer, settings.soundfont)
+        audio = render_piece(piece, singer, settings.soundfont, ensemble)
     finally:
         if own:
             singer.close()
     lrc = piece.lrc()
+    genres = [*GENRES, ensemble.name]
     moods = ["solemn", "dark" if piece.minor else "bright"]
     with atomic_path(audio_path) as tmp:
         sf.write(str(tmp), audio.T, settings.sample_rate, format="FLAC", subtype="PCM_16")
-        write_tags(tmp, title=piece.title, artist=ARTIST, genres=GENRES, moods=moods, lyrics=lrc,
+        write_tags(tmp, title=piece.title, artist=ARTIST, genres=genres, moods=moods, lyrics=lrc,
                    comment=f"{piece.source}; rendered by toolkit.data.chorales")
     atomic_write_text(lrc_path, lrc)
     record = {
         "id": pid, "name": piece.name, "title": piece.title, "path": audio_path.name, "lrc": lrc_path.name,
         "duration": round(audio.shape[1] / settings.sample_rate, 4), "sample_rate": settings.sample_rate,
         "channels": int(audio.shape[0]), "lyrics": lrc, "lyrics_kind": "lrc",
-        "tags": [*GENRES, *moods], "genres": list(GENRES), "moods": moods,
+        "tags": [*genres, *moods], "genres": genres, "moods": moods, "ensemble": ensemble.name,
+        "bpm": piece.settings["bpm"],
         "phrases": [asdict(p) for p in piece.phrases], "source": piece.source,
         "settings": settings.key(), "build_seconds": round(time.perf_counter() - start, 2),
     }

@@ -133,6 +133,7 @@ def write_report(exp: str | os.PathLike, *, songs_dir: str | os.PathLike | None 
 
     # Training curve
     lines += ["## Training", ""]
+    lines += training_figures(exp / "train_summary.json")
     if metrics.is_file():
         png = loss_curve_png(metrics, figures / "loss.png")
         if png:
@@ -149,14 +150,17 @@ def write_report(exp: str | os.PathLike, *, songs_dir: str | os.PathLike | None 
         per_song = {Path(r["song"]).resolve(): r for r in (doc or {}).get("songs", [])}
         lines += ["Listen with any audio player, e.g. `ffplay -nodisp -autoexit FILE` or `aplay FILE`; paths are "
                   "relative to this report.", ""]
+        held_out = validation_ids(exp / "data" / "valid.jsonl")
         rows = []
         for path in songs:
             row = per_song.get(path.resolve(), {})
             ref = row.get("reference_audio")
+            split = ("valid" if Path(ref).stem in held_out else "train") if ref else None
             ref = f"`{_rel(Path(ref), base)}`" if ref else row.get("reference")
             rows.append([f"`{_rel(path, base)}`", row.get("group"), row.get("duration"), row.get("lufs"),
-                         row.get("style_adherence"), row.get("lyric_timing_f"), ref])
-        lines.append(markdown_table(["file", "group", "seconds", "LUFS", "style adh.", "lyric F", "reference"], rows))
+                         row.get("style_adherence"), row.get("lyric_timing_f"), ref, split])
+        lines.append(markdown_table(["file", "group", "seconds", "LUFS", "style adh.", "lyric F", "reference",
+                                     "reference split"], rows))
         for index, path in enumerate(songs):
             if index >= max_spectrograms:
                 lines.append(f"({len(songs) - max_spectrograms} more songs without pictures.)\n")
@@ -172,3 +176,29 @@ def write_report(exp: str | os.PathLike, *, songs_dir: str | os.PathLike | None 
     lines += ["", "How each figure is computed: docs/evaluation.md.", ""]
     atomic_write_text(out, "\n".join(lines))
     return out
+
+
+def training_figures(summary_path: Path) -> list[str]:
+    """The trainer's three validation figures (toolkit.training.trainer writes train_summary.json)."""
+    if not summary_path.is_file():
+        return []
+    summary = json.loads(summary_path.read_text(encoding="utf-8"))
+    if "final_valid_loss" not in summary:
+        return []
+    first, last = summary["initial_valid_loss"], summary["final_valid_loss"]
+    out = [f"- fixed-validation loss: {first:.4f} at step {summary['initial_step']}, {last:.4f} at step "
+           f"{summary['final_step']} ({last / first:.2f} of the start)"]
+    dropped = summary.get("final_valid_loss_dropped")
+    if dropped is not None:
+        out.append(f"- the same loss with the `train.valid_drop` conditions dropped (same noise and times): {dropped:.4f} "
+                   f"(the conditioned loss is {100 * (1 - last / dropped):.1f} % lower)")
+    return out + [""]
+
+
+def validation_ids(manifest: Path) -> set[str]:
+    """Song ids and file stems of a prepared valid.jsonl; empty when there is none."""
+    if not manifest.is_file():
+        return set()
+    entries = [json.loads(line) for line in manifest.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return {str(name) for e in entries for name in (e.get("id"), Path(e.get("path") or e.get("audio") or "").stem)
+            if name}

@@ -55,6 +55,19 @@ LOSS_REGIONS = ("valid", "span")
 BATCH_KEY = -1  # sample index of the per-batch generator
 
 
+def override_draws(drop: Mapping[str, bool] | None = None, time: float | None = None) -> dict | None:
+    """`draws` forcing condition drops ({group: bool}) and/or one flow time for the whole batch, as the
+    trainer's validation asks (None when nothing is forced)."""
+    draws: dict[str, Any] = {}
+    if drop:
+        draws["drop"] = dict(drop)
+    if time is not None:
+        if not 0.0 <= float(time) < 1.0:
+            raise ValueError(f"a fixed flow time must be in [0, 1), not {time}")
+        draws["time"] = torch.tensor(float(time))
+    return draws or None
+
+
 def span_mask(frac: torch.Tensor, u_start: torch.Tensor, lens: torch.Tensor, num_frames: int) -> torch.Tensor:
     """[B, T] bool: frames [start, start + int(frac * len)) with start = int((len - length) * u_start)."""
     lengths = (frac * lens).long()
@@ -190,7 +203,7 @@ class CFMObjective(Objective):
         drawn = self._draw_global(x1) if self.rng == "global" else self._draw_per_sample(x1, lens, step, sample_index)
         draws = dict(draws or {})
         x0 = draws.get("x0", drawn["x0"]).to(device=x1.device, dtype=x1.dtype)
-        time = draws.get("time", drawn["time"]).to(device=x1.device, dtype=x1.dtype)
+        time = torch.as_tensor(draws.get("time", drawn["time"])).to(device=x1.device, dtype=x1.dtype).expand(b)
         drop = dict(drawn["drop"])
         for group, flag in (draws.get("drop") or {}).items():
             drop[group] = torch.as_tensor(flag, dtype=torch.bool, device=x1.device).expand(b)

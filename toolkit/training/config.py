@@ -43,7 +43,10 @@ class TrainConfig:
     valid_every: int = 500
     valid_size: int = 8             # items held out of the training set when the config has no data.valid
     valid_batch_size: int = 8       # per process
+    valid_windows: int = 1          # fixed windows (each with its own noise and times) per validation item
     valid_drop: list = field(default_factory=lambda: ["lyrics", "style"])
+    valid_drop_always: list = field(default_factory=list)  # groups off in both validation losses
+    valid_times: list = field(default_factory=list)  # fixed flow times, each window at each; [] = the objective's draws
     log_every: int = 10
     num_workers: int = 0
     seed: int = 0
@@ -92,6 +95,15 @@ def _validate(cfg: TrainConfig) -> None:
         raise ConfigError(f"train.mixed_precision must be no, fp16 or bf16, not {cfg.mixed_precision!r}")
     if cfg.device not in ("auto", "cpu", "cuda"):
         raise ConfigError(f"train.device must be auto, cpu or cuda, not {cfg.device!r}")
+    bad_times = [t for t in cfg.valid_times if not (isinstance(t, (int, float)) and 0.0 <= t < 1.0)]
+    if bad_times:
+        raise ConfigError(f"train.valid_times must be flow times in [0, 1), got {bad_times}")
+    if cfg.valid_windows < 1:
+        raise ConfigError(f"train.valid_windows must be at least 1, got {cfg.valid_windows}")
+    overlap = sorted(set(cfg.valid_drop) & set(cfg.valid_drop_always))
+    if overlap:
+        raise ConfigError(f"{overlap} cannot be in both train.valid_drop (compared) and train.valid_drop_always "
+                          "(dropped in both losses)")
     if cfg.batch_size % cfg.grad_accum:
         raise ConfigError(f"train.batch_size ({cfg.batch_size}) must be divisible by train.grad_accum "
                           f"({cfg.grad_accum})")

@@ -146,6 +146,7 @@ class Trainer:
 
     def _valid_batches(self, items: list[tuple[Any, int]]) -> tuple[list[dict], int]:
         """This process's fixed validation batches (keys (index, -1, position)) and the global frame count."""
+        items = [item for item in items for _ in range(max(1, self.train.valid_windows))]
         mine = [(ds, idx, pos) for pos, (ds, idx) in enumerate(items) if pos % self.world_size == self.rank]
         bs = max(1, self.train.valid_batch_size)
         batches = []
@@ -171,6 +172,8 @@ class Trainer:
         was_training = recipe.training
         recipe.eval()
         groups = list(self.train.valid_drop)
+        always = {g: True for g in self.train.valid_drop_always}
+        times = [float(t) for t in self.train.valid_times] or [None]
         out = {}
         try:
             for name, drop in (("valid_loss", False), ("valid_loss_dropped", True)):
@@ -178,13 +181,16 @@ class Trainer:
                     continue
                 total = torch.zeros((), dtype=torch.float64)
                 for batch in self.valid_batches:
-                    with self.accelerator.autocast():
-                        result = recipe.training_step(
-                            _to_device(batch, self.accelerator.device), step=-1, seed=self.train.seed,
-                            num_valid_global=self.valid_frames, world_size=1,
-                            drop_override={g: drop for g in groups})
-                    total += result["loss"].detach().double().cpu()
-                out[name] = float(self._reduce(total, "sum"))
+                    for time in times:
+                        # a fixed time is only passed when set, so recipes without time_override still validate
+                        fixed = {} if time is None else {"time_override": time}
+                        with self.accelerator.autocast():
+                            result = recipe.training_step(
+                                _to_device(batch, self.accelerator.device), step=-1, seed=self.train.seed,
+                                num_valid_global=self.valid_frames, world_size=1,
+                                drop_override={**{g: drop for g in groups}, **always}, **fixed)
+                        total += result["loss"].detach().double().cpu()
+                out[name] = float(self._reduce(total, "sum")) / len(times)
         finally:
             recipe.train(was_training)
         return out

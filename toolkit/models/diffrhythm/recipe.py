@@ -13,6 +13,7 @@ from typing import Any, Callable, Mapping
 
 import torch
 
+from ...objectives.cfm import override_draws
 from ...protocols import Codec
 from ..base import CodecRecipe
 from ...registry import BACKBONES, CODECS, CONDITIONERS, OBJECTIVES, SAMPLERS, RECIPES
@@ -72,11 +73,12 @@ class DiffRhythm(CodecRecipe):
 
     def training_step(self, batch: Mapping[str, Any], *, step: int = 0, seed: int | None = None,
                       num_valid_global: int | None = None, world_size: int = 1,
-                      drop_override: Mapping[str, bool] | None = None) -> dict[str, torch.Tensor]:
+                      drop_override: Mapping[str, bool] | None = None,
+                      time_override: float | None = None) -> dict[str, torch.Tensor]:
         """The CFM loss of one batch; scaled so DDP's gradient average equals the global-batch mean."""
         if seed is not None:
             self.objective.seed = seed
-        draws = {"drop": dict(drop_override)} if drop_override else None
+        draws = override_draws(drop_override, time_override)
         out = self.objective(self.transformer, batch["latent"], self.batch_conditions(batch), batch["lens"],
                              step=step, sample_index=batch.get("sample_index"),
                              num_valid_global=num_valid_global, draws=draws)
