@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from ..optional import require
 from ..registry import CODECS
-from .framewise import ChunkedFrameCodec, fit_length, seeded
+from .framewise import ChunkedFrameCodec, check_construction, fit_length, seeded
 from .loading import load_strict, read_state_dict
 
 _COMMON = {"encoder_dim": 64, "decoder_dim": 1536, "codebook_size": 1024, "codebook_dim": 8}
@@ -59,19 +59,8 @@ class DACCodec(ChunkedFrameCodec):
                  n_quantizers: int | None = None, arch: Mapping[str, Any] | None = None, chunked: bool = True,
                  chunk_frames: int = 512, overlap_frames: int = 32, seed: int = 0):
         super().__init__()
-        if model not in PRESETS:
-            raise ValueError(f"unknown DAC model {model!r}; choose one of {', '.join(PRESETS)}")
-        if weights and random_weights:
-            raise ValueError("give either `weights` (a local DAC weights file) or `random_weights=true`, not both")
-        if not weights and not random_weights:
-            raise ValueError(f"the dac codec needs weights: weights=PATH to a local DAC {model} weights file "
-                             f"(`python -m dac download --model_type {model}` on a machine with internet; nothing "
-                             f"is downloaded at run time), or random_weights=true for tests and speed benchmarks "
-                             f"(a random decoder outputs noise)")
-        arch = dict(arch or {})
-        unknown = sorted(set(arch) - set(ARCH_KEYS))
-        if unknown:
-            raise ValueError(f"unknown dac arch keys {unknown}; known: {', '.join(ARCH_KEYS)}")
+        arch = check_construction("DAC", model, PRESETS, weights, random_weights,
+                                  f"`python -m dac download --model_type {model}`", arch, ARCH_KEYS)
         config = {**PRESETS[model], **arch}
         if sample_rate is not None and int(sample_rate) != config["sample_rate"] and not arch:
             raise ValueError(f"DAC {model} runs at {config['sample_rate']} Hz, not {sample_rate}: pick "

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from ..optional import require
 from ..registry import CODECS
-from .framewise import ChunkedFrameCodec, fit_length, seeded
+from .framewise import ChunkedFrameCodec, check_construction, fit_length, seeded
 from .loading import load_strict, read_state_dict
 
 # The two published models (encodec/model.py: encodec_model_24khz / encodec_model_48khz).
@@ -65,20 +65,10 @@ class EncodecCodec(ChunkedFrameCodec):
                  chunked: bool = True, chunk_frames: int | None = None, overlap_frames: int | None = None,
                  seed: int = 0):
         super().__init__()
-        if model not in PRESETS:
-            raise ValueError(f"unknown EnCodec model {model!r}; choose one of {', '.join(PRESETS)}")
+        arch = check_construction("EnCodec", model, PRESETS, weights, random_weights,
+                                  f"https://dl.fbaipublicfiles.com/encodec/v0/{PRESETS.get(model, {}).get('checkpoint')}",
+                                  arch, ARCH_KEYS)
         preset = PRESETS[model]
-        if weights and random_weights:
-            raise ValueError("give either `weights` (a local EnCodec checkpoint) or `random_weights=true`, not both")
-        if not weights and not random_weights:
-            raise ValueError(f"the encodec codec needs weights: weights=PATH to a local {preset['checkpoint']} "
-                             f"(https://dl.fbaipublicfiles.com/encodec/v0/{preset['checkpoint']}; nothing is "
-                             f"downloaded at run time), or random_weights=true for tests and speed benchmarks "
-                             f"(a random decoder outputs noise)")
-        arch = dict(arch or {})
-        unknown = sorted(set(arch) - set(ARCH_KEYS))
-        if unknown:
-            raise ValueError(f"unknown encodec arch keys {unknown}; known: {', '.join(ARCH_KEYS)}")
         for key, wanted in (("sample_rate", sample_rate), ("channels", channels)):
             if wanted is not None and int(wanted) != preset[key] and not arch:
                 raise ValueError(f"EnCodec {model} runs at {key}={preset[key]}, not {wanted}: pick the other model "

@@ -4,6 +4,7 @@ and the Codec protocol's encode / decode over overlapping chunks of `_encode_chu
 from __future__ import annotations
 
 import contextlib
+from typing import Any, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -18,6 +19,29 @@ def seeded(seed: int):
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         yield
+
+
+def check_construction(name: str, model: str, presets: Mapping[str, Any], weights: str | None,
+                       random_weights: bool, where: str, arch: Mapping[str, Any] | None,
+                       arch_keys: Sequence[str]) -> dict[str, Any]:
+    """The checks every wrapped published codec makes before building: a known model, exactly one of a
+    local weights file or random weights, known `arch` keys. Returns the arch overrides as a dict.
+
+    where: how to get the weights file on a machine with internet (nothing is downloaded at run time).
+    """
+    if model not in presets:
+        raise ValueError(f"unknown {name} model {model!r}; choose one of {', '.join(presets)}")
+    if weights and random_weights:
+        raise ValueError(f"give either `weights` (a local {name} weights file) or `random_weights=true`, not both")
+    if not weights and not random_weights:
+        raise ValueError(f"the {name} codec needs weights: weights=PATH to a local {model} weights file ({where}; "
+                         f"nothing is downloaded at run time), or random_weights=true for tests and speed "
+                         f"benchmarks (a random decoder outputs noise)")
+    arch = dict(arch or {})
+    unknown = sorted(set(arch) - set(arch_keys))
+    if unknown:
+        raise ValueError(f"unknown {name} arch keys {unknown}; known: {', '.join(arch_keys)}")
+    return arch
 
 
 def fit_length(wav: torch.Tensor, length: int) -> torch.Tensor:
