@@ -246,3 +246,24 @@ def test_report_command_names_what_is_missing(tmp_path):
     report = (exp / "report.md").read_text()
     assert "No songs evaluation found" in report and "evaluate songs" in report
     assert "No training log" in report and "No songs under" in report
+
+
+def test_a_song_too_short_to_embed_is_noted_not_fatal(exp, tmp_path):
+    """The weight-free embedding needs 1 s; a shorter song keeps its other figures and says why it has
+    no style adherence, and the other songs are still compared."""
+    songs = tmp_path / "songs"
+    songs.mkdir()
+    ref = exp / "data" / "ref" / "a.wav"
+    sf.write(songs / "a.wav", song(LINES, 221.0, 5), SR)
+    write_manifest(songs / "a.wav", "full", ref)
+    sf.write(songs / "a_short.wav", song([0.1], 221.0, 6)[: int(0.6 * SR)], SR)
+    write_manifest(songs / "a_short.wav", "full", ref)
+    out = tmp_path / "report"
+    assert main(["songs", "--songs", str(songs), "--manifest", str(exp / "data" / "valid.jsonl"),
+                 "--out", str(out)]) == 0
+    rows = {r["song"].rsplit("/", 1)[-1]: r for r in json.loads((out / "evaluation.json").read_text())["songs"]}
+    short, whole = rows["a_short.wav"], rows["a_short.wav".replace("_short", "")]
+    assert "style_adherence" not in short and "at least 1 s is needed" in short["note"]
+    assert short["duration"] == pytest.approx(0.6, abs=1e-3) and "lufs" in short
+    assert whole["style_adherence"] > 0.5
+    assert "a_short.wav: no embedding" in (out / "evaluation.md").read_text()

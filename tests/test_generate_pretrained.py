@@ -36,15 +36,20 @@ def published_dit(path, latent_dim=8, max_frames=2048, seed=0):
     return dit
 
 
-@pytest.fixture(scope="module")
-def folder(tmp_path_factory):
+def build_published_folder(root):
+    """A folder laid out like the published downloads (DiT, VAE, MuQ-MuLan), at tiny sizes."""
     from test_style_mulan import build_tiny_mulan
 
-    root = tmp_path_factory.mktemp("pretrained")
     published_dit(root / "DiffRhythm-1_2" / "cfm_model.pt")
     shutil.copy(golden_file("oobleck", "vae_small_scripted.pt"), root / "vae_model.pt")
     (root / "MuQ-MuLan-large").mkdir()
     build_tiny_mulan(root / "MuQ-MuLan-large")
+    return root
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    root = build_published_folder(tmp_path_factory.mktemp("pretrained"))
     (root / "song.lrc").write_text(LRC, encoding="utf-8")
     return root
 

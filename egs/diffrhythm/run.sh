@@ -2,7 +2,7 @@
 # DiffRhythm recipe: 0 data, 1 extract, 2 train, 3 generate, 4 evaluate + report.
 # With no arguments every stage runs on the embedded Bach-chorale set with the weight-free defaults.
 #   bash egs/diffrhythm/run.sh --stage 2 --stop_stage 3 backbone.depth=4 train.max_steps=200
-#   bash egs/diffrhythm/run.sh --pretrained /path/to/published --stage 3
+#   bash egs/diffrhythm/run.sh --pretrained /path/to/published --variant base --stage 3
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cd "$here"
@@ -14,13 +14,14 @@ conf=conf/default.yaml
 exp=exp/default
 data=""             # a folder of your songs; empty = the embedded chorale set
 pretrained=""       # a folder with the published DiT, vae_model.pt and MuQ-MuLan: skips training
+variant=""          # with --pretrained: base | full (v1.0) | v1.2-full; base and v1.0 full look alike, so name them
 num_pieces=12       # size of the embedded set
 valid_fraction=0.2  # share of the songs held out for validation (2 of the 12 embedded pieces)
 piece_seconds=30    # each embedded piece is cut at a phrase end by then
 chorales_dir=data/chorales   # where the embedded set is built (cached; shared by experiments)
 num_songs=4         # songs generated for the evaluation (one per validation song, at most)
 song_seconds=11     # length of each generated song
-_recipe_options="stage stop_stage conf exp data pretrained num_pieces valid_fraction piece_seconds chorales_dir num_songs song_seconds"
+_recipe_options="stage stop_stage conf exp data pretrained variant num_pieces valid_fraction piece_seconds chorales_dir num_songs song_seconds"
 . ../_common/parse_options.sh
 
 python=$(toolkit_python)
@@ -64,6 +65,7 @@ if stage_enabled 3; then
   require_cli 3 generate generate
   if [ -n "$pretrained" ]; then
     model_args=(--pretrained "$pretrained")
+    if [ -n "$variant" ]; then model_args+=(--variant "$variant"); fi
   else
     model_args=(--ckpt "$exp/checkpoints/last.pt")
   fi

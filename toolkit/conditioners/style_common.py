@@ -163,7 +163,7 @@ def load_middle_clip(path: str | os.PathLike, sample_rate: int, clip_seconds: fl
 
     duration = audio_duration(path)
     if duration < min_seconds:
-        raise StyleError(f"{path}: the style audio is {duration:.2f} s long; at least {min_seconds:g} s is needed")
+        raise StyleError(f"{path}: the style audio is {duration:.3f} s long; at least {min_seconds:g} s is needed")
     if duration >= clip_seconds:
         start = middle_start(duration, clip_seconds)
         wav, _ = load_audio(path, sample_rate=sample_rate, channels=1, offset=start, duration=clip_seconds)
@@ -188,7 +188,7 @@ def middle_clip_of(wav: Any, sr: int, sample_rate: int, clip_seconds: float, min
     wav = wav.mean(0)
     duration = wav.shape[-1] / sr
     if duration < min_seconds:
-        raise StyleError(f"the style waveform is {duration:.2f} s long; at least {min_seconds:g} s is needed")
+        raise StyleError(f"the style waveform is {duration:.3f} s long; at least {min_seconds:g} s is needed")
     if duration >= clip_seconds:
         start = int(round(middle_start(duration, clip_seconds) * sr))
         wav = wav[start:start + int(round(clip_seconds * sr))]

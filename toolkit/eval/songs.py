@@ -50,6 +50,10 @@ def _mean(values: Sequence[float | None]) -> float | None:
     return float(np.mean(finite)) if finite else None
 
 
+def _add_note(row: dict[str, Any], note: str) -> None:
+    row["note"] = f"{row['note']}; {note}" if row.get("note") else note
+
+
 def song_figures(song: GeneratedSong, reference: ReferenceItem | None, embedder: Any, tolerance: float,
                  reference_timing: dict[str, dict]) -> tuple[dict[str, Any], np.ndarray | None]:
     """Figures of one song, and its embedding (None without an embedder)."""
@@ -68,9 +72,15 @@ def song_figures(song: GeneratedSong, reference: ReferenceItem | None, embedder:
     row["peak_rss_mb"] = song.peak_rss_mb
     embedding = None
     if embedder is not None and row["non_silent"]:
-        embedding = embedder.embed_audio(song.path)
+        from ..conditioners.style_common import StyleError
+
+        try:
+            embedding = embedder.embed_audio(song.path)
+        except StyleError as err:  # e.g. a song shorter than the embedding's shortest clip: the rest still counts
+            _add_note(row, f"no embedding, so no style adherence or distances: {err}")
+            embedding = None
         style = song.style if song.style is not None else (reference.style if reference else None)
-        prompt = embedder.embed_style(style)
+        prompt = embedder.embed_style(style) if embedding is not None else None
         if prompt is not None:
             from .distances import cosine_similarity
 
@@ -82,7 +92,7 @@ def song_figures(song: GeneratedSong, reference: ReferenceItem | None, embedder:
         try:
             timing = lyric_timing(wav, sr, lrc, tolerance)
         except LrcError as err:
-            row["note"] = f"LRC not readable, no lyric timing: {err}"
+            _add_note(row, f"LRC not readable, no lyric timing: {err}")
             return row, embedding
         for key in ("f", "precision", "recall", "chance_f"):
             if key in timing:

@@ -9,6 +9,24 @@ import json
 from pathlib import Path
 
 
+def with_end_marker(lrc: str, seconds: float) -> str:
+    """The LRC with an empty line just before `seconds` unless its last line in the song already is one.
+
+    DiffRhythm's published base model reads the last LRC line of a song as the end-of-song marker and
+    does not sing it; an empty marker line keeps every lyric (our own models read it as a pause).
+    """
+    from toolkit.conditioners.lrc import parse_lrc
+    from toolkit.data.tags import format_lrc_time
+
+    inside = [line for line in parse_lrc(lrc).lines if line.time < seconds]
+    if not inside or not inside[-1].text:
+        return lrc
+    end = round(seconds - 0.01, 2)
+    if end <= inside[-1].time:
+        return lrc  # a lyric starts in the last hundredth of a second: nothing to gain
+    return lrc.rstrip("\n") + f"\n{format_lrc_time(end)}\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--manifest", action="append", required=True, help="repeat to take songs from several")
@@ -26,7 +44,7 @@ def main() -> None:
         lyrics = song.get("lyrics") or ""
         request = {"title": song.get("id"), "style_audio": song["path"], "length": args.seconds, "seed": args.seed + i}
         if song.get("lyrics_kind") == "lrc":
-            request["lrc"] = lyrics
+            request["lrc"] = with_end_marker(lyrics, args.seconds)
         elif lyrics.strip():
             request["lyrics"] = lyrics
         else:
