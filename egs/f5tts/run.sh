@@ -21,10 +21,8 @@ _recipe_options="stage stop_stage conf exp data pretrained num_utterances num_re
 
 python=$(toolkit_python)
 export HF_HUB_OFFLINE=1
-# The default DiT is tiny: its matrices are too small to gain from several threads, and on a CPU shared
-# with other jobs extra threads mostly wait for each other (measured: 1 thread 5x faster than 2 at load ~10).
-# Set OMP_NUM_THREADS yourself for larger models.
-export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+# torch uses every core by default (2 threads: 1.55x the steps per second of 1 on an idle 2-core machine).
+# On a CPU busy with other jobs, OMP_NUM_THREADS=1 can be several times faster (docs/f5tts.md).
 mkdir -p "$exp"
 
 if stage_enabled 0; then
