@@ -42,6 +42,13 @@ def test_run_sh_all_stages(tmp_path):
     res = subprocess.run(cmd + ["--stage", "1", "--stop_stage", "1"], capture_output=True, text=True, env=env,
                          timeout=300)
     assert res.returncode == 0 and '"done": 0' in res.stdout, res.stdout + res.stderr
+    songs_before = {p: p.stat().st_mtime_ns for p in (exp / "songs").rglob("*.wav")}
+    res = subprocess.run(cmd + ["--stage", "2", "--stop_stage", "3"], capture_output=True, text=True, env=env,
+                         timeout=300)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "resuming from" in res.stdout and "(step 3)" in res.stdout       # training was already finished
+    assert res.stderr.count("already generated, skipped") == 2              # the full and the dropped song
+    assert {p: p.stat().st_mtime_ns for p in (exp / "songs").rglob("*.wav")} == songs_before
 
 
 def test_run_sh_with_pretrained_skips_training_and_generates(tmp_path):

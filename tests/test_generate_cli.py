@@ -174,3 +174,28 @@ def test_every_format_is_scaled_peak_normalised_and_tagged(fmt, tmp_path):
     tags = read_tags(tmp_path / f"x.{fmt}")
     assert tags.title == "T" and "sing along now" in tags.lyrics
     assert json.loads((tmp_path / "x.json").read_text()) == {"seed": 5}
+
+
+def test_skip_existing_keeps_finished_songs_and_redoes_changed_ones(ckpt, inputs, tmp_path, capsys):
+    requests = inputs / "skip_requests.jsonl"
+    requests.write_text("".join(json.dumps(r) + "\n" for r in (
+        {"id": "one", "lrc": "[00:00.05]hello world\n", "seed": 1, "length": 0.5},
+        {"id": "two", "instrumental": True, "seed": 2, "length": 0.5})))
+    out = tmp_path / "songs"
+    argv = ["--ckpt", ckpt, "--requests", requests, "--style-text", "folk", "--steps", "2", "--quiet",
+            "--out", out, "--skip-existing"]
+    assert run(argv, capsys)[0] == 0
+    first = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    assert sorted(first) == ["one.json", "one.wav", "two.json", "two.wav"]
+
+    (out / "two.wav").unlink()  # a song lost since: only it is generated again
+    status, err = run(argv, capsys)
+    assert status == 0 and "(one): already generated, skipped" in err and "(two)" not in err
+    assert (out / "one.wav").stat().st_mtime_ns == first["one.wav"] and (out / "two.wav").is_file()
+
+    status, err = run(argv[:-1] + ["--skip-existing", "--steps", "3"], capsys)  # other settings: both redone
+    assert status == 0 and "already generated" not in err
+    assert json.loads((out / "one.json").read_text())["steps"] == 3
+    without = [a for a in argv if a != "--skip-existing"]
+    status, err = run(without, capsys)  # without the flag every song is generated again
+    assert status == 0 and "already generated" not in err

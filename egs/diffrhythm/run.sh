@@ -73,9 +73,9 @@ if stage_enabled 3; then
     --seconds "$song_seconds" --limit "$num_songs"
   log "stage 3: generating songs (conditioned, then with lyrics and style dropped for comparison)"
   "$python" -m toolkit.bin.generate "${model_args[@]}" --requests "$exp/requests.jsonl" --out "$exp/songs/full" \
-    "${overrides[@]}"
+    --skip-existing "${overrides[@]}"
   "$python" -m toolkit.bin.generate "${model_args[@]}" --requests "$exp/requests.jsonl" --out "$exp/songs/dropped" \
-    --drop-conditions "${overrides[@]}"
+    --skip-existing --drop-conditions "${overrides[@]}"
 fi
 
 if stage_enabled 4; then

@@ -81,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--title", help="song title (tags and file name)")
     run.add_argument("--no-chunked", action="store_true", help="decode the whole song at once (more memory)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--skip-existing", action="store_true",
+                     help="keep a song whose files exist with a manifest recording the same request, checkpoint "
+                          "and config (reruns finish only what is missing)")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
     return p
 
@@ -579,6 +582,27 @@ def run_job(job: Job, recipe, cfg, source: dict, paths: list[Path], fmt: str, ar
                                manifest=manifest)
 
 
+def already_generated(job: Job, paths: list[Path], source: dict, cfg) -> bool:
+    """Every output of `job` exists beside a manifest that records this request, checkpoint and config."""
+    from toolkit.config import to_plain
+
+    wanted = json.loads(json.dumps({"request": {"id": job.name, **job.request.to_dict()},
+                                    "checkpoint": source["checkpoint"]["sha256"], "config": to_plain(cfg)}))
+    for path in paths:
+        manifest_path = path.with_suffix(".json")
+        if not (path.is_file() and manifest_path.is_file()):
+            return False
+        try:
+            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        except ValueError:
+            return False
+        found = {"request": manifest.get("request"), "checkpoint": (manifest.get("checkpoint") or {}).get("sha256"),
+                 "config": manifest.get("config")}
+        if found != wanted:
+            return False
+    return True
+
+
 def remove_outputs(job: Job) -> None:
     for path in job.paths:
         path.unlink(missing_ok=True)
@@ -669,7 +693,12 @@ def _main(argv: Sequence[str] | None) -> int:
         files = source["files"]
         source["extra_files"] = {"variant": source["variant"], "vae": {"path": str(files.vae.resolve()),
                                  "sha256": sha256_prefix(files.vae)}, "mulan": str(files.mulan.resolve())}
-    recipe = build_model(cfg, source, device, dtype, args.ema)
+    if args.skip_existing:
+        done = [j for j in todo if already_generated(j, output_paths(j, out, fmt, single_file), source, cfg)]
+        for job in done:
+            print(f"{PROG}: {job.origin} ({job.name}): already generated, skipped", file=sys.stderr)
+        todo = [j for j in todo if j not in done]
+    recipe = build_model(cfg, source, device, dtype, args.ema) if todo else None
 
     # 3. The songs.
     failed = 0

@@ -9,22 +9,21 @@ import json
 from pathlib import Path
 
 
-def with_end_marker(lrc: str, seconds: float) -> str:
-    """The LRC with an empty line just before `seconds` unless its last line in the song already is one.
+def fit_lrc(lrc: str, seconds: float) -> str:
+    """The LRC lines that start inside a `seconds`-long song, then an empty line just before its end.
 
     DiffRhythm's published base model reads the last LRC line of a song as the end-of-song marker and
-    does not sing it; an empty marker line keeps every lyric (our own models read it as a pause).
+    does not sing it; the empty marker keeps every lyric (our own models read it as a pause). Lines
+    after the end would not be sung anyway; dropping them keeps the generator from warning about it.
     """
-    from toolkit.conditioners.lrc import parse_lrc
+    from toolkit.conditioners.lrc import LrcLine, parse_lrc
     from toolkit.data.tags import format_lrc_time
 
     inside = [line for line in parse_lrc(lrc).lines if line.time < seconds]
-    if not inside or not inside[-1].text:
-        return lrc
     end = round(seconds - 0.01, 2)
-    if end <= inside[-1].time:
-        return lrc  # a lyric starts in the last hundredth of a second: nothing to gain
-    return lrc.rstrip("\n") + f"\n{format_lrc_time(end)}\n"
+    if inside and inside[-1].text and end > inside[-1].time:
+        inside.append(LrcLine(end, ""))
+    return "".join(f"{format_lrc_time(line.time)}{line.text}\n" for line in inside)
 
 
 def main() -> None:
@@ -44,7 +43,7 @@ def main() -> None:
         lyrics = song.get("lyrics") or ""
         request = {"title": song.get("id"), "style_audio": song["path"], "length": args.seconds, "seed": args.seed + i}
         if song.get("lyrics_kind") == "lrc":
-            request["lrc"] = with_end_marker(lyrics, args.seconds)
+            request["lrc"] = fit_lrc(lyrics, args.seconds)
         elif lyrics.strip():
             request["lyrics"] = lyrics
         else:
