@@ -19,7 +19,7 @@ num_pieces=12       # size of the embedded set
 valid_fraction=0.2  # share of the songs held out for validation (2 of the 12 embedded pieces)
 piece_seconds=30    # each embedded piece is cut at a phrase end by then
 chorales_dir=data/chorales   # where the embedded set is built (cached; shared by experiments)
-num_songs=4         # songs generated for the evaluation (one per validation song, at most)
+num_songs=8         # songs generated for the evaluation: the validation songs first, then training songs
 song_seconds=11     # length of each generated song
 _recipe_options="stage stop_stage conf exp data pretrained variant num_pieces valid_fraction piece_seconds chorales_dir num_songs song_seconds"
 . ../_common/parse_options.sh
