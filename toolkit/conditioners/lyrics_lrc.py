@@ -94,6 +94,11 @@ class WindowedLyrics:
     lines: list[TokenLine]      # shifted lines that were placed
 
 
+def lines_in_window(lines: Sequence[TokenLine], offset: float, seconds: float) -> list[TokenLine]:
+    """Lines moved `offset` seconds earlier, kept (in the given order) when they start in [0, seconds)."""
+    return [(t - offset, tok) for t, tok in lines if 0 <= t - offset < seconds]
+
+
 def window_lines(lines: Sequence[TokenLine], start_frame: int, *, max_frames: int,
                  frame_rate: float = UPSTREAM_FRAME_RATE, shift_frames: int = 0) -> WindowedLyrics:
     """Upstream's training rule for a window of `max_frames` frames starting at `start_frame`.
@@ -103,9 +108,7 @@ def window_lines(lines: Sequence[TokenLine], start_frame: int, *, max_frames: in
     line (the end marker) is not placed. Raises NoLyricsInWindowError if no line is in the window.
     """
     start_time = start_frame / frame_rate
-    max_secs = max_frames / frame_rate
-    shifted = [(t - start_time, tok) for t, tok in lines]
-    inside = [(t, tok) for t, tok in shifted if 0 <= t < max_secs]
+    inside = lines_in_window(lines, start_time, max_frames / frame_rate)
     if not inside:
         raise NoLyricsInWindowError(f"no lyric line in the window starting at {start_time:.2f} s")
     end_frame = time_to_frame(inside[-1][0], frame_rate)

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ..conditioners.lyrics_lrc import lines_in_window
+
 
 @dataclass
 class Window:
@@ -31,10 +33,7 @@ def choose_window(total_frames: int, max_frames: int, lines: list[tuple[float, l
     span = max(0, total_frames - max_frames)
     start = int(torch.randint(0, span + 1, (1,), generator=generator))
     frames = min(max_frames, total_frames - start)
-    offset = start / frame_rate
-    seconds = frames / frame_rate
-    kept = [(t - offset, tokens) for t, tokens in sorted(lines, key=lambda line: line[0])
-            if 0.0 <= t - offset < seconds]
+    kept = lines_in_window(sorted(lines, key=lambda line: line[0]), start / frame_rate, frames / frame_rate)
     if end_at_last_line and len(kept) > 1:
         end = int(kept[-1][0] * frame_rate)
         if end >= min_frames:
