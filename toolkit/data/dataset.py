@@ -39,6 +39,18 @@ def feature_path(features_dir: str | Path, entry: dict[str, Any]) -> Path:
     return Path(features_dir) / f"{song_id(entry)}{FEATURE_SUFFIX}"
 
 
+def load_split_features(features_dir: str | Path, split: str, what: str = "song") -> list[dict[str, Any]]:
+    """The feature files (written by toolkit.bin.extract) of every entry of FEATURES/<split>.jsonl, in order."""
+    features_dir = Path(features_dir)
+    manifest = features_dir / f"{split}.jsonl"
+    entries = read_manifest(manifest)
+    missing = [song_id(e) for e in entries if not feature_path(features_dir, e).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{len(missing)} {what}(s) of {manifest} have no features in {features_dir} "
+                                f"(e.g. {missing[:3]}): run the extract stage first")
+    return [torch.load(feature_path(features_dir, e), map_location="cpu", weights_only=True) for e in entries]
+
+
 @DATASETS.register("latent_windows")
 class LatentWindows(Dataset):
     """Random windows of cached song latents with lyrics shifted into the window and the start time."""
@@ -46,16 +58,9 @@ class LatentWindows(Dataset):
     def __init__(self, features_dir: str, split: str = "train", max_frames: int = 2048, seed: int = 0,
                  end_at_last_line: bool = False, min_frames: int = 1):
         self.features_dir = Path(features_dir)
-        manifest = self.features_dir / f"{split}.jsonl"
-        entries = read_manifest(manifest)
-        missing = [song_id(e) for e in entries if not feature_path(self.features_dir, e).is_file()]
-        if missing:
-            raise FileNotFoundError(f"{len(missing)} song(s) of {manifest} have no features in {self.features_dir} "
-                                    f"(e.g. {missing[:3]}): run the extract stage first")
-        self.songs = [torch.load(feature_path(self.features_dir, e), map_location="cpu", weights_only=True)
-                      for e in entries]
+        self.songs = load_split_features(self.features_dir, split)
         if not self.songs:
-            raise ValueError(f"{manifest} lists no songs")
+            raise ValueError(f"{self.features_dir / f'{split}.jsonl'} lists no songs")
         self.max_frames, self.seed = int(max_frames), int(seed)
         self.end_at_last_line, self.min_frames = end_at_last_line, int(min_frames)
         self.lengths = [min(int(s["latent"].shape[0]), self.max_frames) for s in self.songs]

@@ -13,7 +13,7 @@ from typing import Any, Sequence
 
 import torch
 
-from ...data.dataset import feature_path, read_manifest, song_id
+from ...data.dataset import load_split_features
 from ...protocols import Dataset
 from ...registry import DATASETS
 
@@ -25,17 +25,10 @@ class SpeechUtterances(Dataset):
     def __init__(self, features_dir: str, split: str = "train", max_frames: int = 4096, seed: int = 0,
                  min_frames: int = 1):
         self.features_dir = Path(features_dir)
-        manifest = self.features_dir / f"{split}.jsonl"
-        entries = read_manifest(manifest)
-        missing = [song_id(e) for e in entries if not feature_path(self.features_dir, e).is_file()]
-        if missing:
-            raise FileNotFoundError(f"{len(missing)} utterance(s) of {manifest} have no features in "
-                                    f"{self.features_dir} (e.g. {missing[:3]}): run the extract stage first")
-        items = [torch.load(feature_path(self.features_dir, e), map_location="cpu", weights_only=True)
-                 for e in entries]
+        items = load_split_features(self.features_dir, split, what="utterance")
         self.items = [it for it in items if it["line_tokens"] and it["latent"].shape[0] >= min_frames]
         if not self.items:
-            raise ValueError(f"{manifest} lists no utterance with a transcript")
+            raise ValueError(f"{self.features_dir / f'{split}.jsonl'} lists no utterance with a transcript")
         self.max_frames = int(max_frames)
         self.lengths = [min(int(it["latent"].shape[0]), self.max_frames) for it in self.items]
 
