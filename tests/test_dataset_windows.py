@@ -88,3 +88,17 @@ def test_extract_is_resumable_and_reports_bad_songs(tmp_path):
     assert feats["latent"].shape[1] == 32 and feats["line_times"] == [0.1] and len(feats["line_tokens"][0]) > 3
     again = extract_all(entries[:1], out, codec, lyrics, style, style_source="tags", progress=False)
     assert again.skipped == ["a"] and again.done == []
+
+
+def test_a_song_without_features_is_named_with_the_fix(tmp_path):
+    import pytest
+
+    from toolkit.models.f5tts.dataset import SpeechUtterances
+
+    (tmp_path / "train.jsonl").write_text(json.dumps({"id": "lost", "path": "/songs/lost.flac"}) + "\n")
+    for dataset, what in ((LatentWindows, "song"), (SpeechUtterances, "utterance")):
+        with pytest.raises(FileNotFoundError, match=rf"1 {what}\(s\) of .*train.jsonl have no features .*'lost'.*"
+                                                   r"run the extract stage first"):
+            dataset(str(tmp_path), split="train")
+    with pytest.raises(FileNotFoundError, match="valid.jsonl.*run the data stage first"):
+        LatentWindows(str(tmp_path), split="valid")
