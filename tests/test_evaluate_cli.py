@@ -80,7 +80,8 @@ def exp(tmp_path_factory):
                 row.update(valid_loss=1.2 / step, valid_loss_dropped=1.5 / step)
             fh.write(json.dumps(row) + "\n")
         fh.write('{"step": 41, "lo')  # a torn last line must not break the report
-    (root / "config.yaml").write_text("codec: mel\nbackbone:\n  type: dit_diffrhythm\n  depth: 2\n")
+    (root / "config.yaml").write_text("codec: mel\nbackbone:\n  type: dit_diffrhythm\n  depth: 2\n"
+                                      "train:\n  valid_times: [0.0, 0.05]\n")
     (root / "train_summary.json").write_text(json.dumps({"initial_step": 0, "initial_valid_loss": 2.0, "final_step": 40,
                                                          "final_valid_loss": 1.2, "final_valid_loss_dropped": 1.5}))
     return root
@@ -234,7 +235,8 @@ def test_report_command_writes_report_with_pictures(exp, songs_result, capsys):
     assert "depth: 2" in report                                      # the resolved config
     assert "torch" in report and "cpu_count" in report               # machine and versions
     assert "`data/ref/a.wav`" in report                              # where to listen to the reference
-    assert "1.2000 at step 40 (0.60 of the start)" in report         # the trainer's three figures
+    assert "loss (flow times 0, 0.05, as `train.valid_times` sets): 2.0000 at step 0, 1.2000 at step 40 (0.60 of " \
+           "the start)" in report                                     # the trainer's three figures
     assert "dropped (same noise and times): 1.5000 (the conditioned loss is 20.0 % lower)" in report
     assert report.count("| valid |") == 4                            # both references are held-out songs
 

@@ -133,7 +133,7 @@ def write_report(exp: str | os.PathLike, *, songs_dir: str | os.PathLike | None 
 
     # Training curve
     lines += ["## Training", ""]
-    lines += training_figures(exp / "train_summary.json")
+    lines += training_figures(exp / "train_summary.json", config)
     if metrics.is_file():
         png = loss_curve_png(metrics, figures / "loss.png")
         if png:
@@ -178,7 +178,7 @@ def write_report(exp: str | os.PathLike, *, songs_dir: str | os.PathLike | None 
     return out
 
 
-def training_figures(summary_path: Path) -> list[str]:
+def training_figures(summary_path: Path, config_path: Path | None = None) -> list[str]:
     """The trainer's three validation figures (toolkit.training.trainer writes train_summary.json)."""
     if not summary_path.is_file():
         return []
@@ -186,7 +186,9 @@ def training_figures(summary_path: Path) -> list[str]:
     if "final_valid_loss" not in summary:
         return []
     first, last = summary["initial_valid_loss"], summary["final_valid_loss"]
-    out = [f"- fixed-validation loss: {first:.4f} at step {summary['initial_step']}, {last:.4f} at step "
+    times = _valid_times(config_path)
+    where = f" (flow times {', '.join(f'{t:g}' for t in times)}, as `train.valid_times` sets)" if times else ""
+    out = [f"- fixed-validation loss{where}: {first:.4f} at step {summary['initial_step']}, {last:.4f} at step "
            f"{summary['final_step']} ({last / first:.2f} of the start)"]
     dropped = summary.get("final_valid_loss_dropped")
     if dropped is not None:
@@ -202,3 +204,18 @@ def validation_ids(manifest: Path) -> set[str]:
     entries = [json.loads(line) for line in manifest.read_text(encoding="utf-8").splitlines() if line.strip()]
     return {str(name) for e in entries for name in (e.get("id"), Path(e.get("path") or e.get("audio") or "").stem)
             if name}
+
+
+def _valid_times(config_path: Path | None) -> list[float]:
+    """train.valid_times of the resolved config, if it sets any."""
+    if config_path is None or not config_path.is_file():
+        return []
+    import yaml
+
+    try:
+        config = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError:
+        return []
+    train = config.get("train") if isinstance(config, dict) else None
+    times = train.get("valid_times") if isinstance(train, dict) else None
+    return [float(t) for t in times] if isinstance(times, list) else []
