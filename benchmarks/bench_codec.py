@@ -13,30 +13,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
-
-
-def machine() -> str:
-    model = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = ""
-    try:
-        kb = int(next(l for l in Path("/proc/meminfo").read_text().splitlines() if l.startswith("MemTotal")).split()[1])
-        mem = f", {kb / 2**20:.1f} GiB RAM"
-    except (OSError, StopIteration):
-        pass
-    return f"{model}, {os.cpu_count()} logical CPUs{mem}, {platform.system()} {platform.release()}"
 
 
 def peak_rss_mib() -> float:
@@ -78,7 +59,9 @@ def main() -> None:
 
     import torch
 
-    print(f"machine: {machine()}")
+    from toolkit.eval.machine import machine_line
+
+    print(machine_line())
     print(f"torch {torch.__version__}, threads {args.threads}, chunk {args.chunk_frames} frames, "
           f"overlap {args.overlap_frames}; released-size Oobleck, random weights, float32, one process per length")
     results = []

@@ -38,23 +38,10 @@ DEFAULT_CODECS = [
 ]
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-
-    return platform.processor() or "unknown CPU"
-
-
 def load() -> str:
-    try:
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    except OSError:
-        return "n/a"
+    from toolkit.eval.machine import load_average
+
+    return " ".join(map(str, load_average() or ["n/a"]))
 
 
 def main() -> int:
@@ -97,14 +84,14 @@ def main() -> int:
     from toolkit.io import atomic_write_text
 
     merged = {**docs[0], "codecs": rows, "decoded_audio": None}
-    merged["machine"] = {**merged["machine"], "cpu_model": cpu_model(), "load_average_1_5_15": loads,
+    merged["machine"] = {**merged["machine"], "load_average_1_5_15": loads,
                          "started": started}
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / JSON_NAME, json.dumps(merged, indent=2))
     text = codec_markdown(merged)
     atomic_write_text(out / MARKDOWN_NAME, text)
     m = merged["machine"]
-    print(f"machine: {m['cpu_model']}, {m['cpu_count']} logical CPUs, torch {m['torch']}, "
+    print(f"machine: {m['cpu']}, {m['cpu_count']} logical CPUs, torch {m['torch']}, "
           f"{m['torch_threads']} torch threads; started {started}; load average (1/5/15 min) before and after each "
           f"codec: {' | '.join(loads)}")
     print(text)

@@ -14,23 +14,11 @@ each configuration; batch 1 runs first, so the batch-2 figure is the larger of t
 from __future__ import annotations
 
 import argparse
-import platform
 import resource
 import statistics
 import time
 
 import torch
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def peak_rss_gib() -> float:
@@ -80,10 +68,10 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
+    from toolkit.eval.machine import machine_line
     from toolkit.models.diffrhythm.checkpoints import build_released_backbone
 
-    print(f"machine: {cpu_model()} ({platform.machine()}), torch {torch.__version__}, "
-          f"threads {torch.get_num_threads()}")
+    print(machine_line())
     gflops_mm = matmul_gflops()
     print(f"fp32 matmul 2048x2048 @ 2048x8192: {gflops_mm:.1f} GFLOP/s (best of 5)")
 

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from toolkit.bin.common import UsageError, friendly_errors
+from toolkit.eval.machine import load_average
 
 PROG = "toolkit-compare"
 STAGES = ("data", "train", "generate", "evaluate", "report")
@@ -238,7 +239,7 @@ class Runner:
         logs.mkdir(parents=True, exist_ok=True)
         log_path = logs / (what.replace("/", "__") + ".log")
         env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONUNBUFFERED="1")
-        load = (_loadavg() or [None])[0]
+        load = (load_average() or [None])[0]
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.perf_counter()
         with open(log_path, "w", encoding="utf-8") as fh:
@@ -379,7 +380,7 @@ class Runner:
         if self.done(out, key):
             self.log(f"  evaluate/{variant.name}: done before, skipped")
             return
-        started, cpu, load = time.perf_counter(), time.process_time(), (_loadavg() or [None])[0]
+        started, cpu, load = time.perf_counter(), time.process_time(), (load_average() or [None])[0]
         evaluate_songs(songs, self.manifests(), out, embedding=key["embedding"], tolerance=key["tolerance"],
                        embedder=embedder, log=lambda _msg: None)
         self.time(f"evaluate/{variant.name}", time.perf_counter() - started, time.process_time() - cpu, load)
@@ -447,30 +448,9 @@ def pick_group(groups: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
 def machine_record() -> dict[str, Any]:
     """CPU model, cores, threads, memory: what a reader needs to judge the RTF and memory columns."""
-    import platform
+    from toolkit.eval.machine import machine_info
 
-    import torch
-
-    cpu = None
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    memory = None
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                memory = round(int(line.split()[1]) / 1024 / 1024, 1)
-    except OSError:
-        pass
-    affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
-    return {"cpu": cpu or platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
-            "usable_cores": affinity, "torch_threads": torch.get_num_threads(),
-            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"), "memory_gib": memory,
-            "platform": platform.platform(), "load_average_now": _loadavg()}
+    return machine_info()
 
 
 def versions_record() -> dict[str, Any]:
@@ -601,7 +581,7 @@ def run(args: argparse.Namespace, log=print) -> int:
     save_config(plan.cfg, plan.exp / "compare_config.yaml")
     runner = Runner(plan, log=log)
     enabled = lambda i: args.stage <= i <= args.stop_stage  # noqa: E731
-    started, load_before = time.time(), _loadavg()
+    started, load_before = time.time(), load_average()
     log(f"{len(plan.variants)} variants, {len(plan.models)} models to train; output in {plan.exp}")
     if enabled(0):
         log("stage 0: data and the request set")
@@ -646,7 +626,7 @@ def run(args: argparse.Namespace, log=print) -> int:
                 "stages": ",".join(s for i, s in enumerate(STAGES) if enabled(i) and s != "report"),
                 "wall_seconds": round(time.time() - started, 1),
                 "cpu_seconds": round(children.ru_utime + children.ru_stime + me.ru_utime + me.ru_stime, 1),
-                "load_before": load_before, "load_after": _loadavg(), "failed": sorted(runner.failed)}
+                "load_before": load_before, "load_after": load_average(), "failed": sorted(runner.failed)}
     if run_info["stages"]:
         with open(plan.exp / "runs.jsonl", "a", encoding="utf-8") as fh:
             fh.write(json.dumps(run_info) + "\n")
@@ -661,13 +641,6 @@ def run(args: argparse.Namespace, log=print) -> int:
         log("report: " + ", ".join(str(p) for p in paths))
     log(f"done in {time.time() - started:.0f} s")
     return 1 if runner.failed else 0
-
-
-def _loadavg() -> list[float] | None:
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        return None
 
 
 @friendly_errors(PROG)

@@ -99,7 +99,7 @@ def evaluate_codecs(nodes: Iterable[Any], audio_dir: str | os.PathLike, out_dir:
                     max_seconds: float | None = None, save_audio: bool = True, log=print) -> dict[str, Any]:
     """Every codec node over the folder; writes codec_evaluation.json / .md (and decoded audio) into out_dir."""
     from ..registry import CODECS, split_node
-    from .songs import machine_info
+    from .machine import machine_info
 
     out_dir = Path(out_dir)
     files = audio_files(audio_dir, max_files)

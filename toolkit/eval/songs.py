@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import os
-import platform
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -133,6 +132,7 @@ def evaluate_songs(songs_dir: str | os.PathLike, manifest: str | os.PathLike | S
     """
     from .distances import frechet_distance, kernel_distance
     from .embeddings import build_embedder
+    from .machine import machine_info
 
     started = time.time()
     songs_dir, out_dir = Path(songs_dir), Path(out_dir)
@@ -260,15 +260,3 @@ def groups_table(groups: dict[str, dict[str, Any]]) -> str:
     present = [(k, t) for k, t, _ in GROUP_COLUMNS if any(agg.get(k) is not None for agg in groups.values())]
     return markdown_table(["group"] + [t for _, t in present],
                           [[g] + [agg.get(k) for k, _ in present] for g, agg in groups.items()])
-
-
-def machine_info() -> dict[str, Any]:
-    import torch
-
-    import toolkit
-
-    info = {"python": platform.python_version(), "platform": platform.platform(), "machine": platform.machine(),
-            "processor": platform.processor() or None, "cpu_count": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(), "toolkit": getattr(toolkit, "__version__", None),
-            "torch": torch.__version__, "numpy": np.__version__}
-    return info
