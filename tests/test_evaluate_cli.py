@@ -80,10 +80,10 @@ def exp(tmp_path_factory):
                 row.update(valid_loss=1.2 / step, valid_loss_dropped=1.5 / step)
             fh.write(json.dumps(row) + "\n")
         fh.write('{"step": 41, "lo')  # a torn last line must not break the report
-    (root / "config.yaml").write_text("codec: mel\nbackbone:\n  type: dit_diffrhythm\n  depth: 2\n"
-                                      "train:\n  valid_times: [0.0, 0.05]\n")
+    (root / "config.yaml").write_text("codec: mel\nbackbone:\n  type: dit_diffrhythm\n  depth: 2\n")
     (root / "train_summary.json").write_text(json.dumps({"initial_step": 0, "initial_valid_loss": 2.0, "final_step": 40,
-                                                         "final_valid_loss": 1.2, "final_valid_loss_dropped": 1.5}))
+                                                         "final_valid_loss": 1.2, "final_valid_loss_dropped": 1.5,
+                                                         "valid_times": [0.0, 0.05], "valid_drop": ["lyrics", "style"]}))
     return root
 
 

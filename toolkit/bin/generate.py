@@ -548,7 +548,7 @@ def run_job(job: Job, recipe, cfg, source: dict, paths: list[Path], fmt: str, ar
         item_seed = req.seed + i
         manifest = {
             "audio": path.name,
-            "request": {"id": job.name, **job.request.to_dict()},
+            "request": request_record(job),
             "checkpoint": source["checkpoint"],
             "config": config,
             "seed": item_seed,
@@ -582,12 +582,17 @@ def run_job(job: Job, recipe, cfg, source: dict, paths: list[Path], fmt: str, ar
                                manifest=manifest)
 
 
+def request_record(job: Job) -> dict:
+    """The request as the song's manifest records it (and `--skip-existing` compares it)."""
+    return {"id": job.name, **job.request.to_dict()}
+
+
 def already_generated(job: Job, paths: list[Path], source: dict, cfg) -> bool:
     """Every output of `job` exists beside a manifest that records this request, checkpoint and config."""
     from toolkit.config import to_plain
 
-    wanted = json.loads(json.dumps({"request": {"id": job.name, **job.request.to_dict()},
-                                    "checkpoint": source["checkpoint"]["sha256"], "config": to_plain(cfg)}))
+    wanted = json.loads(json.dumps({"request": request_record(job), "checkpoint": source["checkpoint"]["sha256"],
+                                    "config": to_plain(cfg)}))
     for path in paths:
         manifest_path = path.with_suffix(".json")
         if not (path.is_file() and manifest_path.is_file()):

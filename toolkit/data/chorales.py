@@ -361,11 +361,11 @@ def render_piece(piece: Piece, singer=None, soundfont: str | Path | None = None,
     finally:
         if own:
             singer.close()
-    organ = render(accompaniment_voices(piece, ensemble), piece.duration, SAMPLE_RATE, soundfont)
+    accompaniment = render(accompaniment_voices(piece, ensemble), piece.duration, SAMPLE_RATE, soundfont)
     seed = int(hashlib.sha1(piece.name.encode()).hexdigest()[:8], 16)
     voice = _reverb(voice, SAMPLE_RATE, seed)
     rms = lambda x: math.sqrt(float(np.mean(x ** 2)) + 1e-12)  # noqa: E731
-    mix = organ + voice * (1.3 * rms(organ) / rms(voice))
+    mix = accompaniment + voice * (1.3 * rms(accompaniment) / rms(voice))
     return (mix * (10 ** (-1 / 20) / max(np.abs(mix).max(), 1e-9))).astype(np.float32)
 
 

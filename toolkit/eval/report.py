@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..io import atomic_write_text
-from .manifests import AUDIO_SUFFIXES
+from .manifests import AUDIO_SUFFIXES, read_reference_manifest
 from .tables import markdown_table
 
 REPORT_NAME = "report.md"
@@ -133,7 +133,7 @@ def write_report(exp: str | os.PathLike, *, songs_dir: str | os.PathLike | None 
 
     # Training curve
     lines += ["## Training", ""]
-    lines += training_figures(exp / "train_summary.json", config)
+    lines += training_figures(exp / "train_summary.json")
     if metrics.is_file():
         png = loss_curve_png(metrics, figures / "loss.png")
         if png:
@@ -150,7 +150,8 @@ def write_report(exp: str | os.PathLike, *, songs_dir: str | os.PathLike | None 
         per_song = {Path(r["song"]).resolve(): r for r in (doc or {}).get("songs", [])}
         lines += ["Listen with any audio player, e.g. `ffplay -nodisp -autoexit FILE` or `aplay FILE`; paths are "
                   "relative to this report.", ""]
-        held_out = validation_ids(exp / "data" / "valid.jsonl")
+        valid_manifest = exp / "data" / "valid.jsonl"
+        held_out = set(read_reference_manifest(valid_manifest)) if valid_manifest.is_file() else set()
         rows = []
         for path in songs:
             row = per_song.get(path.resolve(), {})
@@ -178,7 +179,7 @@ def write_report(exp: str | os.PathLike, *, songs_dir: str | os.PathLike | None 
     return out
 
 
-def training_figures(summary_path: Path, config_path: Path | None = None) -> list[str]:
+def training_figures(summary_path: Path) -> list[str]:
     """The trainer's three validation figures (toolkit.training.trainer writes train_summary.json)."""
     if not summary_path.is_file():
         return []
@@ -186,36 +187,13 @@ def training_figures(summary_path: Path, config_path: Path | None = None) -> lis
     if "final_valid_loss" not in summary:
         return []
     first, last = summary["initial_valid_loss"], summary["final_valid_loss"]
-    times = _valid_times(config_path)
+    times = summary.get("valid_times") or []
     where = f" (flow times {', '.join(f'{t:g}' for t in times)}, as `train.valid_times` sets)" if times else ""
     out = [f"- fixed-validation loss{where}: {first:.4f} at step {summary['initial_step']}, {last:.4f} at step "
            f"{summary['final_step']} ({last / first:.2f} of the start)"]
     dropped = summary.get("final_valid_loss_dropped")
     if dropped is not None:
-        out.append(f"- the same loss with the `train.valid_drop` conditions dropped (same noise and times): {dropped:.4f} "
+        groups = " and ".join(summary.get("valid_drop") or ["the `train.valid_drop` conditions"])
+        out.append(f"- the same loss with {groups} dropped (same noise and times): {dropped:.4f} "
                    f"(the conditioned loss is {100 * (1 - last / dropped):.1f} % lower)")
     return out + [""]
-
-
-def validation_ids(manifest: Path) -> set[str]:
-    """Song ids and file stems of a prepared valid.jsonl; empty when there is none."""
-    if not manifest.is_file():
-        return set()
-    entries = [json.loads(line) for line in manifest.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return {str(name) for e in entries for name in (e.get("id"), Path(e.get("path") or e.get("audio") or "").stem)
-            if name}
-
-
-def _valid_times(config_path: Path | None) -> list[float]:
-    """train.valid_times of the resolved config, if it sets any."""
-    if config_path is None or not config_path.is_file():
-        return []
-    import yaml
-
-    try:
-        config = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError:
-        return []
-    train = config.get("train") if isinstance(config, dict) else None
-    times = train.get("valid_times") if isinstance(train, dict) else None
-    return [float(t) for t in times] if isinstance(times, list) else []

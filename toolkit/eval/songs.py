@@ -77,7 +77,6 @@ def song_figures(song: GeneratedSong, reference: ReferenceItem | None, embedder:
             embedding = embedder.embed_audio(song.path)
         except StyleError as err:  # e.g. a song shorter than the embedding's shortest clip: the rest still counts
             _add_note(row, f"no embedding, so no style adherence or distances: {err}")
-            embedding = None
         style = song.style if song.style is not None else (reference.style if reference else None)
         prompt = embedder.embed_style(style) if embedding is not None else None
         if prompt is not None:

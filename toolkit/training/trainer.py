@@ -181,12 +181,13 @@ class Trainer:
                     continue
                 total = torch.zeros((), dtype=torch.float64)
                 for batch in self.valid_batches:
+                    batch = _to_device(batch, self.accelerator.device)
                     for time in times:
                         # a fixed time is only passed when set, so recipes without time_override still validate
                         fixed = {} if time is None else {"time_override": time}
                         with self.accelerator.autocast():
                             result = recipe.training_step(
-                                _to_device(batch, self.accelerator.device), step=-1, seed=self.train.seed,
+                                batch, step=-1, seed=self.train.seed,
                                 num_valid_global=self.valid_frames, world_size=1,
                                 drop_override={**{g: drop for g in groups}, **always}, **fixed)
                         total += result["loss"].detach().double().cpu()
@@ -384,14 +385,16 @@ class Trainer:
             maybe_validate(t.max_steps, force=True)
         return self._summary(valid_done)
 
-    def _summary(self, valid_done: dict[int, dict]) -> dict[str, float]:
+    def _summary(self, valid_done: dict[int, dict]) -> dict[str, Any]:
         if not valid_done:
             return {}
         first, last = valid_done[min(valid_done)], valid_done[max(valid_done)]
         summary = {"initial_step": min(valid_done), "initial_valid_loss": first["valid_loss"],
-                   "final_step": max(valid_done), "final_valid_loss": last["valid_loss"]}
+                   "final_step": max(valid_done), "final_valid_loss": last["valid_loss"],
+                   "valid_times": [float(t) for t in self.train.valid_times]}
         if "valid_loss_dropped" in last:
             summary["final_valid_loss_dropped"] = last["valid_loss_dropped"]
+            summary["valid_drop"] = list(self.train.valid_drop)
         if self.is_main:
             atomic_write_text(self.exp_dir / SUMMARY, json.dumps(summary, indent=2) + "\n")
             dropped = summary.get("final_valid_loss_dropped")
