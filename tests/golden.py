@@ -1,7 +1,8 @@
-"""Access to the golden fixtures (the parity-test contract of shared/README.md).
+"""Access to the golden fixtures and reference files (the parity-test contract, docs/contributing.md).
 
-The root is $TOOLKIT_GOLDEN_DIR, else ../shared/golden resolved from the repository root.
-A missing root, set or file fails the test (never a skip).
+The fixture root is $TOOLKIT_GOLDEN_DIR, else the repository's own copy `tests/fixtures/golden/` (the public
+sets, checksummed in its SHA256SUMS), so a clone tests itself. Key lists and other reference files the tests
+read are in `tests/fixtures/reference/`. A missing root, set or file fails the test (never a skip).
 """
 
 from __future__ import annotations
@@ -13,13 +14,25 @@ import pytest
 import torch
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = REPO_ROOT / "tests" / "fixtures"
+REPO_GOLDEN = FIXTURES / "golden"
+CHECKSUMS = "SHA256SUMS"
 
 
 def golden_root() -> Path:
-    root = Path(os.environ.get("TOOLKIT_GOLDEN_DIR") or REPO_ROOT.parent / "shared" / "golden")
+    root = Path(os.environ.get("TOOLKIT_GOLDEN_DIR") or REPO_GOLDEN)
     if not root.is_dir():
-        pytest.fail(f"golden fixture root {root} does not exist (set TOOLKIT_GOLDEN_DIR)")
+        pytest.fail(f"golden fixture root {root} does not exist (unset TOOLKIT_GOLDEN_DIR to use the "
+                    f"repository's copy {REPO_GOLDEN})")
     return root
+
+
+def reference_file(name: str) -> Path:
+    """A reference file the tests read (key lists, released configs) from tests/fixtures/reference/."""
+    path = FIXTURES / "reference" / name
+    if not path.is_file():
+        pytest.fail(f"reference file {path} is missing")
+    return path
 
 
 def golden_file(set_name: str, file_name: str) -> Path:

@@ -6,17 +6,14 @@ from pathlib import Path
 
 import torch
 
-from golden import REPO_ROOT
+from golden import reference_file
 from toolkit.codecs.oobleck import OobleckCodec
 from toolkit.codecs.vocos import Vocos
 from toolkit.registry import CODECS
 
-REFERENCE = REPO_ROOT.parent / "shared" / "reference"
-
 
 def reference_keys(name: str) -> list[tuple[str, list[int]]]:
-    path = REFERENCE / name
-    assert path.is_file(), f"reference key list {path} is missing"
+    path = reference_file(name)
     rows = []
     for line in Path(path).read_text().splitlines():
         if line.startswith("#") or not line.strip():
@@ -48,6 +45,6 @@ def test_registry_builds_oobleck_by_name():
 
 def test_released_vocos_keys_and_size():
     with torch.device("meta"):
-        vocos = Vocos.from_hparams(REFERENCE / "vocos_released_config.yaml")
+        vocos = Vocos.from_hparams(reference_file("vocos_released_config.yaml"))
     assert our_keys(vocos) == reference_keys("vocos_keys.txt")
     assert sum(p.numel() for p in vocos.parameters()) == 13_531_650

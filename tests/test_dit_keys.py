@@ -7,17 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from golden import golden_root
+from golden import reference_file
 from toolkit.models.diffrhythm.checkpoints import build_released_backbone
 
-# upstream parameter counts at the released config (reference/diffrhythm.md section 2)
+# upstream parameter counts at the released config (docs/reference/diffrhythm.md, the DiT)
 PARAMS = {2048: 1_109_315_648, 6144: 1_109_709_888}
 
 
 def reference_keys(max_frames: int) -> dict[str, tuple[int, ...]]:
-    path = Path(golden_root()).parent / "reference" / "diffrhythm_keys.txt"
-    if not path.is_file():
-        pytest.fail(f"{path} is missing")
+    path = reference_file("diffrhythm_keys.txt")
     keys = {}
     for line in path.read_text().splitlines():
         if not line.strip() or line.startswith("#"):

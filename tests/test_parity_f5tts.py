@@ -251,10 +251,7 @@ def test_pinyin(name):
 
 
 def read_reference_keys() -> dict[str, tuple[int, ...]]:
-    beside = golden_root().parent / "reference" / "f5tts_keys.txt"  # the shared folder the fixtures come from
-    path = beside if beside.is_file() else REPO_ROOT.parent / "shared" / "reference" / "f5tts_keys.txt"
-    if not path.is_file():
-        pytest.fail(f"{path} is missing")
+    path = reference_file("f5tts_keys.txt")
     keys = {}
     for line in path.read_text().splitlines():
         if line.startswith("#") or not line.strip():

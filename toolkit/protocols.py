@@ -7,13 +7,45 @@ frame-aligned conditions are [batch, frames, ...]; global conditions are [batch,
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, Mapping
 
 import torch
 from torch import nn
 
 FRAME_ALIGNED = "frame_aligned"
 GLOBAL = "global"
+
+# Kinds of backbone input. The generic ones any backbone may offer (audiocraft's fuser modes,
+# stable-audio-tools' *_cond_ids): a global vector added to the time/conditioning embedding,
+# cross-attention tokens with a mask, tokens prepended to the sequence, frame-aligned features
+# concatenated to the input. A backbone may add kinds of its own (DiffRhythm's lyric fusion).
+INPUT_GLOBAL = "global"
+INPUT_CROSS_ATTN = "cross_attn"
+INPUT_PREPEND = "prepend"
+INPUT_CONCAT = "input_concat"
+GENERIC_INPUT_KINDS = (INPUT_GLOBAL, INPUT_CROSS_ATTN, INPUT_PREPEND, INPUT_CONCAT)
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """One input a backbone reads from its `conditions` mapping (the key is the input's name).
+
+    kind: a generic kind above or the backbone's own (e.g. "lyric_tokens", "time_scalar").
+    dim: feature width the input expects (None: set at build time from what is bound to it).
+    optional: the input adds parameters only when a condition is bound to it (published checkpoints,
+        which bind nothing there, keep their exact keys).
+    multi: several conditions may bind to it; they are concatenated in config order (features for
+        global / input_concat, tokens for cross_attn / prepend).
+    mask: the key of its companion [B, N] bool mask in `conditions` (token kinds), if any.
+    """
+
+    kind: str
+    dim: int | None = None
+    optional: bool = False
+    multi: bool = False
+    mask: str | None = None
+    doc: str = ""
 
 
 class Codec(nn.Module, ABC):
@@ -67,11 +99,18 @@ class Conditioner(nn.Module, ABC):
 class Backbone(nn.Module, ABC):
     """Predicts the flow velocity. Dropping conditions happens inside, per batch item.
 
-    `drop` maps a condition group ("audio", "lyrics", "style", ...) to a [B] bool mask; a missing group
-    is not dropped.
+    `conditions` maps input names (see `inputs`) to tensors. `drop` maps an input name, or "audio"
+    for the audio prompt `cond`, to a [B] bool mask; a missing entry is not dropped.
+    `inputs()` declares what the backbone reads, so a recipe binding a condition to an input the
+    backbone lacks fails when it is built, not in the middle of training.
     """
 
     latent_dim: int
+    INPUTS: ClassVar[Mapping[str, InputSpec]] = {}
+
+    def inputs(self) -> Mapping[str, InputSpec]:
+        """The inputs of this instance (a class may enable optional ones per configuration)."""
+        return self.INPUTS
 
     @abstractmethod
     def forward(
