@@ -10,7 +10,7 @@ import pytest
 from golden import reference_file
 from toolkit.models.diffrhythm.checkpoints import build_released_backbone
 
-# upstream parameter counts at the released config (docs/reference/diffrhythm.md, the DiT)
+# upstream parameter counts at the released config (docs/reference/diffrhythm.md §3.1)
 PARAMS = {2048: 1_109_315_648, 6144: 1_109_709_888}
 
 

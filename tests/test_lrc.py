@@ -12,7 +12,7 @@ from toolkit.conditioners.lrc import (LrcError, LrcLine, format_lrc, format_time
                                       plain_lines, read_lrc, time_evenly, time_on_beats, time_plain_lyrics,
                                       write_lrc)
 from toolkit.conditioners.lyrics_lrc import (LyricsLrcConditioner, NoLyricsInWindowError, place_tokens,
-                                             song_frames, window_lines)
+                                             song_frames, time_to_frame, window_lines)
 
 
 def pairs(text, **kw):
@@ -232,3 +232,17 @@ def test_plain_lyrics_keep_every_line_with_the_base_model():
     goodbye = base.tokenizer.encode("Goodbye")
     start = int(lines[1].time * FR)
     assert out[start:start + len(goodbye)].tolist() == goodbye
+
+
+def test_times_use_upstreams_arithmetic():
+    """int(mm) * 60 + float("ss.xx"), bit for bit, as upstream's reader: a time on a frame boundary lands on
+    upstream's frame (348.16 s is frame 7497 exactly; upstream computes 348.15999999999997 -> frame 7496)."""
+    lines = parse_lrc("[00:10.123]c\n[01:34.99]a\n[05:48.16]b").pairs()
+    assert [t for t, _ in lines] == [float("10.123"), 60 + float("34.99"), 5 * 60 + float("48.16")]
+    assert lines[1][0] == 94.99000000000001 and lines[2][0] == 348.15999999999997
+    assert time_to_frame(lines[2][0]) == int((5 * 60 + float("48.16")) * 44100 / 2048) == 7496
+
+
+def test_offset_is_applied_after_upstreams_arithmetic():
+    (t, _), = parse_lrc("[offset:+500]\n[01:34.99]a").pairs()
+    assert t == (1 * 60 + float("34.99")) - 0.5

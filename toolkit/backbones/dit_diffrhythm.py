@@ -3,7 +3,7 @@
 State-dict keys equal upstream's (ASLP-lab/DiffRhythm `CFM.state_dict()`) without the `transformer.`
 prefix, so published checkpoints load with no key map (see toolkit.models.diffrhythm.checkpoints).
 
-Data flow (reference/diffrhythm.md section 2):
+Data flow (docs/reference/diffrhythm.md §3):
   c     = time_embed(t) + start_time_embed(start_time) [+ duration_time_embed(duration)]      [B, 512]
   e     = text_embed(lyrics)                                                                   [B, T, 512]
   h     = input_embed(cat[x, cond, e, style, c])            (style and c broadcast over frames)

@@ -1,6 +1,6 @@
 """F5-TTS's DiT: AdaLN-zero blocks over mel frames, text as a character sequence padded to the frames.
 
-State-dict keys equal upstream's (f5-tts `CFM.state_dict()`, reference/f5tts_keys.txt) without the
+State-dict keys equal upstream's (f5-tts `CFM.state_dict()`, tests/fixtures/reference/f5tts_keys.txt) without the
 `transformer.` prefix, so published F5TTS_v1_Base checkpoints load with no key map
 (toolkit.models.f5tts.checkpoints).
 

@@ -68,10 +68,9 @@ def _parse_timestamp(body: str, number: int, raw: str) -> float:
         raise LrcError(number, f"seconds must be below 60 in [{body}]", raw)
     if fraction is not None and len(fraction) > 3:
         raise LrcError(number, f"more than 3 fraction digits in [{body}]", raw)
-    value = int(minutes) * 60 + int(seconds)
-    if fraction:
-        value += int(fraction) / 10 ** len(fraction)
-    return float(value)
+    # Upstream's arithmetic, int(mm) * 60 + float("ss.xx"), so times (and the frames they floor to) are
+    # bit-identical to its reader: 1*60 + 34.99 is 94.99000000000001, not the nearest double to 94.99.
+    return int(minutes) * 60 + float(f"{seconds}.{fraction or 0}")
 
 
 def _offset_seconds(value: str, number: int, raw: str) -> float:
@@ -133,10 +132,10 @@ def parse_lrc(text: str, *, strict: bool = False) -> Lrc:
 
     lines = []
     for t, _, lyric, number in sorted(entries):
-        shifted = t - offset  # a positive offset shows lyrics earlier
+        shifted = t - offset if offset else t  # a positive offset shows lyrics earlier
         if shifted < 0:
             raise LrcError(number, f"[offset:{tags.get('offset')}] moves its time {format_time(t)} before 0:00")
-        lines.append(LrcLine(round(shifted, 6), lyric))
+        lines.append(LrcLine(shifted, lyric))
     return Lrc(lines, tags)
 
 

@@ -1,4 +1,4 @@
-"""Start time and duration conditions: one scalar in [0, 1] per item (DiffRhythm reference section 2.2).
+"""Start time and duration conditions: one scalar in [0, 1] per item (docs/reference/diffrhythm.md §3.3).
 
 Upstream feeds both through sinusoidal timestep embeddings added to the time embedding:
   start_time = start_frame / total_song_frames   (where a training crop starts in its song; 0 at inference)

@@ -1,6 +1,6 @@
 """The training window rule: a random crop of a song's latent with its lyric lines shifted into it.
 
-Following upstream DiffRhythm's dataset (reference/diffrhythm.md section 9), with two changes:
+Following upstream DiffRhythm's dataset (docs/reference/diffrhythm.md §11), with two changes:
 songs without lyrics are kept (upstream drops them), and the window is not cut at the last lyric line
 unless `end_at_last_line` (upstream's base-model rule, where the last LRC line marks the song end).
 

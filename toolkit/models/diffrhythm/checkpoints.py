@@ -1,6 +1,6 @@
 """Load published DiffRhythm DiT checkpoints into `DiffRhythmDiT`, strictly.
 
-Formats (reference/diffrhythm.md section 8):
+Formats (docs/reference/diffrhythm.md §10):
   * `cfm_model.pt` as published on the hub: {"model_state_dict": fp16 tensors, keys "transformer.*"};
   * upstream trainer checkpoints: {"ema_model_state_dict": keys "ema_model.transformer.*" plus the EMA
     bookkeeping entries `initted` / `step`, "model_state_dict": the online weights, ...};

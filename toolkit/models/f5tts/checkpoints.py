@@ -1,6 +1,6 @@
 """Load published F5-TTS checkpoints into `F5DiT`, strictly, with a clear report on a vocabulary mismatch.
 
-Formats (reference/f5tts_keys.txt):
+Formats (tests/fixtures/reference/f5tts_keys.txt):
   * `model_1250000.safetensors` (F5TTS_v1_Base): the EMA weights, keys `ema_model.transformer.*` plus the
     EMA bookkeeping `ema_model.initted` / `ema_model.step`;
   * upstream trainer `.pt`: {"ema_model_state_dict": same keys, "model_state_dict": `transformer.*` online
