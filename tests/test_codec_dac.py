@@ -8,6 +8,9 @@ import math
 import pytest
 import torch
 
+from tiny_recipes import song_batch, song_conditions
+
+from toolkit.protocols import StepContext
 from toolkit.codecs.dac import DACCodec
 from toolkit.codecs.loading import WeightsMismatchError
 from toolkit.registry import CODECS
@@ -139,8 +142,7 @@ RECIPE = {
     "recipe": "diffrhythm",
     "max_frames": 64,
     "codec": {"type": "mel", "sample_rate": 8000, "channels": 2, "n_fft": 256, "hop_length": 128, "n_mels": 16},
-    "lyrics": {"type": "lyrics_lrc", "language": "en"},
-    "style": "style_tags",
+    "conditions": song_conditions(),
     "backbone": {"type": "dit_diffrhythm", "dim": 32, "depth": 2, "ff_mult": 2, "conv_layers": 1, "num_heads": 2},
     "sampler": {"type": "flow", "steps": 3, "cfg_strength": 2.0},
 }
@@ -162,11 +164,8 @@ def test_codec_override_sizes_the_backbone_and_trains():
     assert recipe.frame_rate == 50.0
     b, t = 2, 24
     latent = recipe.codec.encode(audio(2, t * 320, batch=b))
-    batch = {"latent": latent, "lens": torch.tensor([t, t - 5]),
-             "lyrics": torch.randint(0, 364, (b, t), generator=torch.Generator().manual_seed(1)),
-             "style": torch.stack([recipe.style.prepare("folk, guitar")] * b), "start_time": torch.zeros(b),
-             "sample_index": torch.arange(b)}
-    out = recipe.training_step(batch, step=0, seed=0)
+    batch = {**song_batch(recipe, b, t), "latent": latent, "lens": torch.tensor([t, t - 5])}
+    out = recipe.training_step(batch, StepContext(step=0, seed=0))
     out["loss"].backward()
     assert math.isfinite(out["loss"].item())
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in recipe.transformer.parameters())

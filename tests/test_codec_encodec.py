@@ -8,6 +8,9 @@ import math
 import pytest
 import torch
 
+from tiny_recipes import song_batch, song_conditions
+
+from toolkit.protocols import StepContext
 from toolkit.codecs.encodec import EncodecCodec
 from toolkit.codecs.loading import WeightsMismatchError
 from toolkit.registry import CODECS
@@ -150,8 +153,7 @@ RECIPE = {
     "recipe": "diffrhythm",
     "max_frames": 64,
     "codec": {"type": "mel", "sample_rate": 8000, "channels": 2, "n_fft": 256, "hop_length": 128, "n_mels": 16},
-    "lyrics": {"type": "lyrics_lrc", "language": "en"},
-    "style": "style_tags",
+    "conditions": song_conditions(),
     "backbone": {"type": "dit_diffrhythm", "dim": 32, "depth": 2, "ff_mult": 2, "conv_layers": 1, "num_heads": 2},
     "sampler": {"type": "flow", "steps": 3, "cfg_strength": 2.0},
 }
@@ -169,11 +171,8 @@ def recipe_step(overrides: list[str]):
     codec = recipe.codec
     b, t = 2, 30
     latent = codec.encode(audio(codec.channels, t * codec.hop_length, batch=b))
-    batch = {"latent": latent, "lens": torch.tensor([t, t - 5]),
-             "lyrics": torch.randint(0, 364, (b, t), generator=torch.Generator().manual_seed(1)),
-             "style": torch.stack([recipe.style.prepare("folk, guitar")] * b), "start_time": torch.zeros(b),
-             "sample_index": torch.arange(b)}
-    out = recipe.training_step(batch, step=0, seed=0)
+    batch = {**song_batch(recipe, b, t), "latent": latent, "lens": torch.tensor([t, t - 5])}
+    out = recipe.training_step(batch, StepContext(step=0, seed=0))
     out["loss"].backward()
     assert math.isfinite(out["loss"].item())
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in recipe.transformer.parameters())

@@ -13,6 +13,7 @@ import yaml
 
 from toolkit.bin import compare as compare_cli
 from toolkit.eval.compare import best_variants, metric_vs_x_png, variant_table
+from toolkit.experiments.compare_plan import make_plan
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "egs" / "diffrhythm"
@@ -183,7 +184,7 @@ def test_overrides_go_to_the_compare_config_or_to_every_variant(tmp_path):
     corpus = tmp_path / "songs"
     corpus.mkdir()
     conf = write_conf(tmp_path / "c.yaml", corpus)
-    plan = compare_cli.make_plan(conf, tmp_path / "exp", ["requests.count=3", "backbone.depth=2"])
+    plan = make_plan(conf, tmp_path / "exp", ["requests.count=3", "backbone.depth=2"])
     assert plan.cfg["requests"]["count"] == 3
     assert plan.forwarded == ["backbone.depth=2"]
     by_name = {v.name: v for v in plan.variants}

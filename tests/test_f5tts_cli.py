@@ -1,6 +1,7 @@
 """`toolkit-generate f5tts` with a --pretrained folder in the published layout (tiny stand-in weights):
 the files are found, the published configuration is built (Vocos, pinyin tokens, vocab.txt) and loaded
-strictly; bad input is refused before any model is built."""
+strictly; bad input is refused before any model is built. The CLI is the generic one: F5's options come
+from its request type."""
 
 from __future__ import annotations
 
@@ -14,8 +15,14 @@ import yaml
 from test_f5tts_cross_recipe import VOCOS_CONFIG
 from toolkit.codecs.vocos import Vocos
 from toolkit.conditioners.char_tokens import write_vocab
-from toolkit.models.f5tts.cli import find_pretrained, main
+from toolkit.bin.generate import main as generate
+from toolkit.config import apply_overrides
+from toolkit.models.f5tts.pretrained import find_files, published_config
 from toolkit.models.factory import build_recipe
+
+
+def main(argv):
+    return generate(["f5tts", *argv])
 
 TINY = ["backbone.dim=32", "backbone.depth=1", "backbone.heads=2", "backbone.dim_head=16", "backbone.text_dim=16",
         "backbone.conv_layers=1", "sampler.steps=2"]
@@ -32,9 +39,9 @@ def published(tmp_path):
     torch.save(Vocos.from_hparams(VOCOS_CONFIG).state_dict(), vocos_dir / "pytorch_model.bin")
     (root / "F5TTS_v1_Base").mkdir()
     write_vocab(VOCAB, root / "F5TTS_v1_Base" / "vocab.txt")
-    from toolkit.models.f5tts.cli import pretrained_config
+    from omegaconf import OmegaConf
 
-    cfg = pretrained_config(find_pretrained_like(root), TINY)
+    cfg = apply_overrides(OmegaConf.create(published_config(find_pretrained_like(root))), TINY)
     model = build_recipe(cfg)
     with torch.no_grad():
         for p in model.transformer.parameters():
@@ -61,14 +68,18 @@ def ref_wav(path):
 
 def test_pretrained_folder_generates(published, tmp_path):
     root, model = published
-    files = find_pretrained(root)
+    files = find_files(root)
     assert files["checkpoint"].name == "model_1250000.safetensors" and files["vocos"].name == "vocos-mel-24khz"
     out = tmp_path / "out"
     code = main(["--pretrained", str(root), "--text", "你好, world.", "--ref-audio", ref_wav(tmp_path / "r.wav"),
                  "--ref-text", "hello", "--out", str(out), *TINY])
     assert code == 0
     manifest = json.loads((out / "speech.json").read_text())
-    assert manifest["source"]["kind"] == "pretrained" and manifest["seconds"] > 0
+    assert manifest["checkpoint"]["kind"] == "pretrained" and manifest["seconds"] > 0
+    assert manifest["recipe"] == "f5tts" and manifest["checkpoint"]["files"]["vocab"]["sha256"]
+    # without the recipe's name the folder's files tell which recipe it is
+    assert generate(["--pretrained", str(root), "--text", "hi.", "--seconds", "0.05", "--out", str(tmp_path / "o2"),
+                     "--quiet", *TINY]) == 0
     from toolkit.audio import load_audio
 
     wav, sr = load_audio(out / "speech.wav")
@@ -82,7 +93,7 @@ def test_missing_files_and_bad_requests_are_refused(published, tmp_path, capsys)
     assert "lacks vocab.txt" in capsys.readouterr().err
     assert main(["--pretrained", str(root), "--text", "hi", "--ref-audio", str(tmp_path / "nope.wav"),
                  "--ref-text", "x", "--out", str(tmp_path / "o")]) == 2
-    assert "does not exist" in capsys.readouterr().err
+    assert "not found" in capsys.readouterr().err
 
 
 def test_the_cli_leaves_autograd_on(published, tmp_path):

@@ -9,6 +9,9 @@ import pytest
 import torch
 import yaml
 
+from tiny_recipes import song_batch, song_conditions
+
+from toolkit.protocols import StepContext
 from toolkit.codecs.vocos import Vocos
 from toolkit.models.diffrhythm.request import SongRequest
 from toolkit.models.factory import build_recipe
@@ -38,7 +41,7 @@ def test_diffrhythm_over_mel_and_vocos(tiny_vocos):
         "recipe": "diffrhythm", "max_frames": 64,
         "codec": {"type": "mel", "vocoder": "vocos", "vocoder_path": str(tiny_vocos), "latent_mean": 0.0,
                   "latent_std": 1.0},
-        "lyrics": {"type": "lyrics_lrc", "language": "en"}, "style": "style_tags",
+        "conditions": song_conditions(),
         "backbone": {"type": "dit_diffrhythm", "dim": 32, "depth": 2, "ff_mult": 2, "conv_layers": 1, "num_heads": 2},
         "sampler": {"type": "flow", "steps": 2, "cfg_strength": 2.0},
     })
@@ -46,17 +49,16 @@ def test_diffrhythm_over_mel_and_vocos(tiny_vocos):
     assert codec.vocos is not None and codec.latent_dim == 16 and codec.frame_rate == 24000 / 64
     assert recipe.transformer.latent_dim == 16
     b, t = 2, 40
-    batch = {"latent": torch.randn(b, t, 16), "lens": torch.tensor([t, 30]),
-             "lyrics": torch.randint(0, 364, (b, t)), "style": torch.stack([recipe.style.prepare("folk")] * b),
-             "start_time": torch.zeros(b), "sample_index": torch.arange(b)}
-    loss = recipe.training_step(batch, step=0, seed=0)["loss"]
+    batch = {**song_batch(recipe, b, t, style="folk"), "lens": torch.tensor([t, 30])}
+    loss = recipe.training_step(batch, StepContext(step=0, seed=0))["loss"]
     assert math.isfinite(loss.item())
     recipe.eval()
-    frames = recipe.frames_for(0.1)
+    frames = int(0.1 * recipe.frame_rate)
     res = recipe.generate(SongRequest(lrc="[00:00.00]la la", style_text="folk", length=0.1, seed=1))
-    assert res.latents.shape == (1, frames, 16)
-    assert res.audio.shape == (1, 1, frames * 64) and torch.isfinite(res.audio).all()
-    # the audio is the Vocos decoding of the latents (not Griffin-Lim)
+    assert res.latents[0].shape == (frames, 16)
+    assert res.audio[0].shape == (1, frames * 64) and torch.isfinite(res.audio[0]).all()
+    # the audio is the Vocos decoding of the latents (not Griffin-Lim), peak-normalised
     with torch.no_grad():
-        direct = codec.vocos.decode(codec.latents_to_log_mel(res.latents)[:, 0])
-    assert torch.allclose(res.audio[:, 0], direct, atol=1e-5)
+        direct = codec.vocos.decode(codec.latents_to_log_mel(res.latents[0][None])[:, 0])
+    direct = direct * (10 ** (-1 / 20) / direct.abs().max())
+    assert torch.allclose(res.audio[0], direct, atol=1e-5)

@@ -8,24 +8,35 @@ import math
 import pytest
 import torch
 
-from toolkit.conditioners.char_tokens import CharTokens, write_vocab
+from toolkit.conditioners.char_tokens import write_vocab
 from toolkit.models.f5tts.checkpoints import VocabMismatchError, load_f5_checkpoint_into, read_f5_state_dict
 from toolkit.models.f5tts.recipe import F5TTS, SpeechRequest, chunk_text, cross_fade
 from toolkit.models.f5tts.vocab import resize_state_dict, resize_text_embedding
 from toolkit.models.factory import build_recipe
 from toolkit.objectives.cfm import CFMObjective
 from toolkit.objectives.samplers import FlowSampler
+from toolkit.protocols import StepContext
 
 TINY_BACKBONE = {"type": "dit_f5", "dim": 32, "depth": 1, "heads": 2, "dim_head": 16, "ff_mult": 2,
                  "text_dim": 16, "conv_layers": 1}
 TINY_CODEC = {"type": "mel", "latent_mean": 0.0, "latent_std": 1.0, "griffin_lim_iters": 2}
 
 
+def tiny_config(**extra) -> dict:
+    """F5's preset with a tiny backbone and Griffin-Lim (`extra` merged in, e.g. chunk_seconds=1.6)."""
+    from omegaconf import OmegaConf
+
+    from toolkit.config import load_preset, to_plain
+
+    codec = extra.pop("codec", TINY_CODEC)  # a codec node is replaced, not merged
+    cfg = to_plain(OmegaConf.merge(load_preset("models/f5tts/presets/f5tts.yaml"),
+                                   {"backbone": TINY_BACKBONE, "sampler": {"steps": 2}}, extra))
+    return {**cfg, "codec": codec}
+
+
 def tiny(**extra) -> F5TTS:
     torch.manual_seed(0)
-    cfg = {"recipe": "f5tts", "codec": TINY_CODEC, "backbone": TINY_BACKBONE,
-           "sampler": {"type": "flow", "steps": 2}, **extra}
-    recipe = build_recipe(cfg).eval()
+    recipe = build_recipe(tiny_config(**extra)).eval()
     with torch.no_grad():  # upstream zero-inits the output: randomise so every path shows in the output
         for param in recipe.transformer.parameters():
             param.add_(torch.randn_like(param) * 0.1)
@@ -43,9 +54,9 @@ def speech(path, seconds: float = 1.0, sr: int = 24000) -> str:
 
 def batch(recipe: F5TTS) -> dict:
     tokens = recipe.text
-    ids = CharTokens.collate([tokens.prepare("hello there"), tokens.prepare("a cat")])
-    return {"latent": torch.randn(2, 30, recipe.codec.latent_dim), "lens": torch.tensor([30, 21]), "text": ids,
-            "sample_index": torch.tensor([0, 1])}
+    ids = tokens.collate([tokens.prepare("hello there"), tokens.prepare("a cat")])
+    return {"latent": torch.randn(2, 30, recipe.codec.latent_dim), "lens": torch.tensor([30, 21]),
+            "conditions": {"text": ids}, "sample_index": torch.tensor([0, 1])}
 
 
 def test_defaults_are_f5_configurations_of_the_shared_components():
@@ -65,19 +76,19 @@ def test_defaults_are_f5_configurations_of_the_shared_components():
 def test_training_step_backpropagates_and_is_seeded():
     recipe = tiny().train()
     b = batch(recipe)
-    out = recipe.training_step(b, step=3, seed=1, num_valid_global=51, world_size=1)
+    out = recipe.training_step(b, StepContext(step=3, seed=1, num_valid_global=51))
     out["loss"].backward()
     assert torch.isfinite(out["loss"]) and out["loss"] > 0
     grads = [p.grad for p in recipe.transformer.parameters() if p.grad is not None]
     assert grads and any(g.abs().sum() > 0 for g in grads)
     recipe.eval()  # dropout off: the loss is then a function of (seed, step, batch)
-    out = recipe.training_step(b, step=3, seed=1, num_valid_global=51, world_size=1)
-    again = recipe.training_step(b, step=3, seed=1, num_valid_global=51, world_size=1)["loss_value"]
+    out = recipe.training_step(b, StepContext(step=3, seed=1, num_valid_global=51))
+    again = recipe.training_step(b, StepContext(step=3, seed=1, num_valid_global=51))["loss_value"]
     assert torch.equal(again, out["loss_value"])
-    other = recipe.training_step(b, step=4, seed=1, num_valid_global=51, world_size=1)["loss_value"]
+    other = recipe.training_step(b, StepContext(step=4, seed=1, num_valid_global=51))["loss_value"]
     assert not torch.equal(other, out["loss_value"])
-    kept = recipe.training_step(b, step=3, seed=1, drop_override={"audio": False, "text": False})
-    dropped = recipe.training_step(b, step=3, seed=1, drop_override={"audio": True, "text": True})
+    kept = recipe.training_step(b, StepContext(step=3, seed=1, drop_override={"audio": False, "text": False}))
+    dropped = recipe.training_step(b, StepContext(step=3, seed=1, drop_override={"audio": True, "text": True}))
     assert not torch.equal(dropped["loss_value"], kept["loss_value"])
 
 
@@ -91,9 +102,9 @@ def test_generate_with_a_prompt_keeps_the_prompt_out_of_the_output(tmp_path):
     # duration by the text-length ratio: ref_frames / len("hello there. ") * len("Nice to meet you.")
     expected = int(ref_frames / len("hello there. ") * len("Nice to meet you."))
     assert res.info["frames"] == [expected]
-    assert res.audio.shape == (1, expected * 256) and torch.isfinite(res.audio).all()
+    assert res.audio[0].shape == (1, expected * 256) and torch.isfinite(res.audio[0]).all()
     again = recipe.generate(SpeechRequest(text="Nice to meet you.", ref_audio=ref, ref_text="hello there", seed=3))
-    assert torch.equal(again.info["latents"][0], res.info["latents"][0])
+    assert torch.equal(again.latents[0], res.latents[0])
     with pytest.raises(ValueError, match="transcript"):
         recipe.generate(SpeechRequest(text="x", ref_audio=ref))
 
@@ -104,7 +115,7 @@ def test_generate_without_a_prompt_and_dropped():
     assert res.info["frames"] == [int(0.2 * recipe.frame_rate)]
     dropped = recipe.generate(SpeechRequest(text="hi", seconds=0.2, seed=0, drop_conditions=True), decode=False)
     assert dropped.info["condition"] == "dropped"
-    assert not torch.equal(dropped.info["latents"][0], res.info["latents"][0])
+    assert not torch.equal(dropped.latents[0], res.latents[0])
 
 
 def test_long_text_is_chunked_and_cross_faded(tmp_path):
@@ -120,10 +131,11 @@ def test_long_text_is_chunked_and_cross_faded(tmp_path):
     recipe = tiny(chunk_seconds=1.6)
     ref = speech(tmp_path / "ref.wav", 1.0)
     res = recipe.generate(SpeechRequest(text=text, ref_audio=ref, ref_text="hello there", seed=1))
-    assert len(res.chunks) > 1 and len(res.info["frames"]) == len(res.chunks)
+    chunks = res.info["chunks"]
+    assert len(chunks) > 1 and len(res.info["frames"]) == len(chunks)
     overlap = int(0.15 * 24000)
-    total = sum(res.info["frames"]) * 256 - overlap * (len(res.chunks) - 1)
-    assert res.audio.shape[-1] == total
+    total = sum(res.info["frames"]) * 256 - overlap * (len(chunks) - 1)
+    assert res.audio[0].shape[-1] == total
 
 
 def test_vocab_resize_keeps_known_rows_and_strict_loading_reports_the_size(tmp_path):
@@ -133,7 +145,7 @@ def test_vocab_resize_keeps_known_rows_and_strict_loading_reports_the_size(tmp_p
     torch.save({"model_state_dict": recipe.state_dict()}, path)
     new_vocab = ["z", " ", "a", "ni3", "hao3"]
     write_vocab(new_vocab, tmp_path / "vocab.txt")
-    other = tiny(text={"type": "char_tokens", "vocab": str(tmp_path / "vocab.txt")})
+    other = tiny(conditions={"text": {"conditioner": {"type": "char_tokens", "vocab": str(tmp_path / "vocab.txt")}}})
     assert other.transformer.text_num_embeds == 5
     with pytest.raises(VocabMismatchError, match="vocabulary size mismatch.*95 tokens.*built for 5"):
         load_f5_checkpoint_into(other.transformer, path)
@@ -178,10 +190,10 @@ def test_f5_over_oobleck_latents():
     b = batch(recipe)
     b["latent"] = torch.randn(2, 30, 8)
     recipe.train()
-    assert torch.isfinite(recipe.training_step(b, step=0, seed=0)["loss"])
+    assert torch.isfinite(recipe.training_step(b, StepContext(step=0, seed=0))["loss"])
     recipe.eval()
     res = recipe.generate(SpeechRequest(text="hi", seconds=0.01, seed=0))
-    assert res.audio.shape[0] == recipe.codec.channels and torch.isfinite(res.audio).all()
+    assert res.audio[0].shape[0] == recipe.codec.channels and torch.isfinite(res.audio[0]).all()
 
 
 def test_init_from_a_published_safetensors_for_fine_tuning(tmp_path):
@@ -194,7 +206,7 @@ def test_init_from_a_published_safetensors_for_fine_tuning(tmp_path):
     state = {f"ema_model.transformer.{k}": v.clone() for k, v in source.transformer.state_dict().items()}
     state.update({"ema_model.initted": torch.tensor(True), "ema_model.step": torch.tensor(7)})
     save_file(state, str(tmp_path / "model_1250000.safetensors"))
-    target = build_recipe({"recipe": "f5tts", "codec": TINY_CODEC, "backbone": TINY_BACKBONE})
+    target = build_recipe(tiny_config())
     init_from(target, tmp_path / "model_1250000.safetensors")
     for k, v in source.state_dict().items():
         assert torch.equal(target.state_dict()[k], v), k

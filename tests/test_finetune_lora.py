@@ -6,10 +6,11 @@ import pytest
 import torch
 
 from test_trainer_toy import ToyFrames, ToyRecipe, build_recipe, write_config
+from toolkit.protocols import StepContext
 from toolkit.bin import train as train_cli
 from toolkit.config import load_config
-from toolkit.models.diffrhythm.checkpoints import CheckpointMismatchError
-from toolkit.training.checkpoint import load_checkpoint, read_model_weights
+from toolkit.weights import WeightsMismatchError
+from toolkit.checkpoints import load_checkpoint, read_weights
 from toolkit.training.lora import LoRALinear, apply_lora, merge_lora
 from toolkit.training.trainer import Trainer
 from toolkit.training.weights import init_from, strict_load
@@ -68,7 +69,7 @@ def test_lora_trains_only_adapters_and_merged_export_matches(tmp_path, published
 
     adapted = ToyRecipe()
     apply_lora(adapted, 2, 4, ["q_proj", "o_proj"])
-    strict_load(adapted, read_model_weights(exp / "checkpoints" / "last.pt", use_ema=True))
+    strict_load(adapted, read_weights(exp / "checkpoints" / "last.pt", use_ema=True))
     plain = ToyRecipe()
     init_from(plain, merged_path)  # a plain model: strict load of the merged weights
     ds = ToyFrames()
@@ -77,8 +78,8 @@ def test_lora_trains_only_adapters_and_merged_export_matches(tmp_path, published
         x = torch.randn(6, 5, 10)
         t = torch.rand(6, 5, 1)
         torch.testing.assert_close(plain.transformer(x, t), adapted.transformer(x, t), rtol=0, atol=1e-5)
-        torch.testing.assert_close(plain.training_step(batch, step=0, seed=0)["loss"],
-                                   adapted.training_step(batch, step=0, seed=0)["loss"], rtol=0, atol=1e-5)
+        torch.testing.assert_close(plain.training_step(batch, StepContext(0, 0))["loss"],
+                                   adapted.training_step(batch, StepContext(0, 0))["loss"], rtol=0, atol=1e-5)
         # the adapters matter: the base weights alone give other outputs
         base_only = ToyRecipe()
         init_from(base_only, published)
@@ -109,7 +110,7 @@ def test_wrong_keys_give_a_readable_report(tmp_path, published, capsys):
     state["transformer.o_proj.weight"] = torch.zeros(7, 16, dtype=torch.float16)
     bad = tmp_path / "bad.pt"
     torch.save({"model_state_dict": state}, bad)
-    with pytest.raises(CheckpointMismatchError) as err:
+    with pytest.raises(WeightsMismatchError) as err:
         init_from(ToyRecipe(), bad)
     text = str(err.value)
     assert "missing keys (in the model, not in the file) (1):\n    transformer.q_proj.weight" in text
@@ -128,7 +129,7 @@ def test_wrong_keys_give_a_readable_report(tmp_path, published, capsys):
 def test_lora_checkpoint_into_a_plain_model_hints_at_export(tmp_path):
     adapted = ToyRecipe()
     apply_lora(adapted, 2, None, ["q_proj"])
-    with pytest.raises(CheckpointMismatchError, match="export-lora"):
+    with pytest.raises(WeightsMismatchError, match="export-lora"):
         strict_load(ToyRecipe(), adapted.state_dict())
     with pytest.raises(ValueError, match="match no linear layer"):
         apply_lora(ToyRecipe(), 2, None, ["nope_proj"])

@@ -12,8 +12,8 @@ import soundfile as sf
 
 from test_generate_fixtures import LRC, SR, make_checkpoint, run, write_tone
 
-MANIFEST_KEYS = {"request", "checkpoint", "config", "seed", "seconds", "wall_seconds", "peak_rss_mb", "lrc", "style",
-                 "condition", "toolkit_version", "device", "dtype", "sample_rate"}
+MANIFEST_KEYS = {"request", "checkpoint", "config", "seed", "seconds", "wall_seconds", "peak_rss_mb", "lrc", "warnings",
+                 "condition", "toolkit_version", "device", "dtype", "dtype_reason", "sample_rate", "level", "recipe"}
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +64,7 @@ def test_every_batch_item_is_saved_with_tags_and_a_manifest(batch_run, ckpt):
         assert manifest["seconds"] == pytest.approx(len(wav) / SR)
         assert manifest["wall_seconds"] > 0 and manifest["peak_rss_mb"] > 0
         assert manifest["lrc"] == LRC and manifest["condition"] == "full"
-        assert manifest["style"] == {"audio": None, "text": "folk, guitar"}
+        assert (manifest["request"]["style_audio"], manifest["request"]["style_text"]) == (None, "folk, guitar")
         assert manifest["dtype"] == "fp32" and manifest["device"] == "cpu" and manifest["sample_rate"] == SR
 
         tags = mutagen.File(str(out / f"song_{i}.wav")).tags
@@ -96,7 +96,7 @@ def test_dropped_conditions_change_the_song_and_say_so(batch_run, ckpt, inputs, 
     assert status == 0
     manifest = json.loads((tmp_path / "song_dropped.json").read_text())
     assert manifest["condition"] == "dropped" and manifest["guidance"] == 0.0
-    assert manifest["style"]["text"] == "folk, guitar", "the prompt is recorded for style adherence"
+    assert manifest["request"]["style_text"] == "folk, guitar", "the prompt is recorded for style adherence"
     assert manifest["lrc"] == LRC, "the dropped lyrics are recorded for lyric timing"
     assert not mutagen.File(str(tmp_path / "song_dropped.wav")).tags.getall("SYLT"), "no lyrics in its tags"
     dropped, _ = sf.read(str(tmp_path / "song_dropped.wav"))
@@ -128,7 +128,7 @@ def test_batch_requests_plain_lyrics_editing_continuation_and_a_bad_line(ckpt, i
     plain = json.loads((tmp_path / "songs/plain.json").read_text())
     assert plain["request"]["lyrics"] == "hello world\nsing along now"
     assert plain["lrc"].splitlines() == ["[00:00.00]hello world", "[00:00.40]sing along now"], "timed evenly"
-    assert plain["style"]["text"] == "pop, piano" and plain["seed"] == 1
+    assert plain["request"]["style_text"] == "pop, piano" and plain["seed"] == 1
     info = sf.info(str(tmp_path / "songs/plain.flac"))
     assert info.subtype == "PCM_24"
     tags = mutagen.File(str(tmp_path / "songs/plain.flac")).tags
@@ -137,15 +137,15 @@ def test_batch_requests_plain_lyrics_editing_continuation_and_a_bad_line(ckpt, i
 
     edit = json.loads((tmp_path / "songs/edit.json").read_text())
     assert edit["request"]["segments"] == [[0.2, 0.5]] and edit["seconds"] == pytest.approx(100 / 125)
-    assert edit["style"]["text"] == "folk", "the command-line style is the default of every line"
+    assert edit["request"]["style_text"] == "folk", "the command-line style is the default of every line"
     more = json.loads((tmp_path / "songs/more.json").read_text())
     ref_frames = int(1.2 * SR) // 64 + 1  # mel frames of the reference
     assert more["frames"] == ref_frames + int(0.3 * 125) and more["lrc"] is None
 
 
 def test_module_entry_point_prints_help():
-    out = subprocess.run([sys.executable, "-m", "toolkit.bin.generate", "--help"], capture_output=True, text=True,
-                         timeout=60)
+    out = subprocess.run([sys.executable, "-m", "toolkit.bin.generate", "diffrhythm", "--help"], capture_output=True,
+                         text=True, timeout=60)
     assert out.returncode == 0
     for flag in ("--lrc", "--lyrics", "--instrumental", "--style-text", "--style-audio", "--length", "--steps",
                  "--cfg", "--sway", "--solver", "--seed", "--batch", "--ref-song", "--segments", "--continue",
@@ -155,14 +155,20 @@ def test_module_entry_point_prints_help():
 
 
 @pytest.mark.parametrize("fmt", ["wav", "flac", "mp3", "ogg"])
-def test_every_format_is_scaled_peak_normalised_and_tagged(fmt, tmp_path):
+def test_every_format_is_scaled_and_tagged_and_nothing_clips(fmt, tmp_path):
     import torch
 
-    from toolkit.bin.generate_output import save_song
+    from toolkit.audio import fit_level
     from toolkit.data.tags import read_tags
+    from toolkit.generation.outputs import save_song
 
     t = torch.arange(44100) / 44100
-    wav = torch.stack([3.0 * torch.sin(2 * np.pi * 440 * t), 0.5 * torch.sin(2 * np.pi * 330 * t)])  # peak 3: too loud
+    loud = torch.stack([3.0 * torch.sin(2 * np.pi * 440 * t), 0.5 * torch.sin(2 * np.pi * 330 * t)])  # peak 3
+    with pytest.raises(ValueError, match="would clip"):
+        save_song(tmp_path / f"loud.{fmt}", loud, 44100, fmt, title="T", lrc=None, tag_fields={}, manifest={})
+    assert not list(tmp_path.iterdir())
+    wav, note = fit_level(loud, peak_db=-1.0)  # what a recipe's output level does
+    assert note == "peak-normalised to -1 dBFS"
     written = save_song(tmp_path / f"x.{fmt}", wav, 44100, fmt, title="T", lrc=LRC,
                         tag_fields={"SEED": "5"}, manifest={"seed": 5})
     assert [p.name for p in written] == [f"x.{fmt}", "x.json"]

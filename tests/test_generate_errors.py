@@ -62,7 +62,7 @@ CASES = {
     "checkpoint of another model": (lambda d: ["--ckpt", d / "other_model.pt", "--instrumental", "--style-text", "x"],
                                     "checkpoint of the 'f5tts' recipe"),
     "published DiT given as --ckpt": (lambda d: ["--ckpt", d / "cfm_model.pt", "--instrumental", "--style-text", "x"],
-                                      "pass --pretrained DIR"),
+                                      "use --pretrained DIR"),
     "missing pretrained files": (
         lambda d: ["--pretrained", d / "nothing", "--instrumental", "--style-text", "x"],
         "cfm_model.pt (the DiT; Hugging Face hub ASLP-lab/DiffRhythm-1_2 (base, up to 95 s) or "
@@ -102,7 +102,7 @@ def test_missing_pretrained_files_name_every_hub_repo(env, tmp_path, capsys):
 
 
 def test_a_failure_while_writing_leaves_no_partial_batch(env, tmp_path, monkeypatch):
-    import toolkit.bin.generate_output as output
+    import toolkit.generation.outputs as output
 
     calls = []
     real = output.write_song_tags
@@ -134,21 +134,20 @@ def test_batch_requests_that_are_all_bad_exit_2(env, tmp_path, capsys):
 def test_base_model_end_marker_rule():
     """With a base model (2048 frames) the LRC's last line is the end marker, as upstream: a one-line LRC sings
     nothing (error), and plain lyrics get a marker appended so every line is sung."""
-    from types import SimpleNamespace
+    from tiny_recipes import song_conditions
 
-    from toolkit.bin.common import UsageError
-    from toolkit.bin.generate import Job, check_job
-    from toolkit.conditioners.lrc import parse_lrc
+    from toolkit.lrc import parse_lrc
     from toolkit.models.diffrhythm.request import SongRequest
+    from toolkit.models.diffrhythm.validation import SongValidator
+    from toolkit.models.requests import RequestError
 
     fr = 44100 / 2048
-    geo = SimpleNamespace(frame_rate=fr, max_frames=2048, default_seconds=None, sample_rate=44100,
-                          frames_for=lambda s: int(s * fr))
-    job = Job("one", SongRequest(lrc="[00:01.00]only line\n", style_text="pop", length=30))
-    with pytest.raises(UsageError, match="end-of-song marker"):
-        check_job(job, None, geo, {})
-    job = Job("plain", SongRequest(lyrics="first line\nsecond line", style_text="pop", length=30))
-    check_job(job, None, geo, {})
-    lines = parse_lrc(job.lrc).lines
-    assert [l.text for l in lines] == ["first line", "second line", ""] and lines[1].time == pytest.approx(int(30 * fr) / fr / 2, abs=0.01)
-    assert lines[-1].time < int(30 * fr) / fr and job.run_request.lyrics is None and job.run_request.lrc == job.lrc
+    validator = SongValidator({"codec": {"type": "oobleck"}, "max_frames": 2048, "conditions": song_conditions()})
+    with pytest.raises(RequestError, match="end-of-song marker"):
+        validator.check(SongRequest(lrc="[00:01.00]only line\n", style_text="pop", length=30))
+    checked = validator.check(SongRequest(lyrics="first line\nsecond line", style_text="pop", length=30))
+    lines = parse_lrc(checked.request.lrc).lines
+    assert [x.text for x in lines] == ["first line", "second line", ""]
+    assert lines[1].time == pytest.approx(int(30 * fr) / fr / 2, abs=0.01)
+    assert lines[-1].time < int(30 * fr) / fr and checked.request.lyrics is None
+    assert [x.text for x in parse_lrc(checked.lrc).lines] == ["first line", "second line"], "the sung lines"

@@ -8,7 +8,9 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from toolkit.training.checkpoint import FORMAT_VERSION
+from tiny_recipes import song_conditions
+
+from toolkit.checkpoints import FORMAT_VERSION
 
 SR = 8000
 TINY = {
@@ -17,8 +19,7 @@ TINY = {
     "default_seconds": 0.8,
     "codec": {"type": "mel", "sample_rate": SR, "channels": 1, "n_fft": 256, "hop_length": 64, "n_mels": 16,
               "griffin_lim_iters": 4},
-    "lyrics": {"type": "lyrics_lrc", "language": "en"},
-    "style": "style_tags",
+    "conditions": song_conditions(),
     "backbone": {"type": "dit_diffrhythm", "dim": 64, "depth": 2, "ff_mult": 2, "conv_layers": 1, "num_heads": 4},
     "sampler": {"type": "flow", "steps": 3, "cfg_strength": 2.0},
 }

@@ -64,12 +64,15 @@ def test_the_config_is_read_off_the_files(folder):
                                "duration_embed": False}
     assert cfg["codec"]["type"] == "oobleck" and cfg["codec"]["scripted_path"] == str(files.vae)
     assert cfg["codec"]["latent_dim"] == 8 and cfg["codec"]["strides"] == [2, 4, 4] and cfg["codec"]["chunked"]
-    assert cfg["style"]["type"] == "style_mulan" and cfg["lyrics"]["type"] == "lyrics_lrc"
-    assert cfg["negative_style"] == "negative" and cfg["sampler"] == {"type": "flow", "steps": 31, "cfg_strength": 4.0}
+    conditions = cfg["conditions"]
+    assert conditions["style"]["conditioner"]["type"] == "style_mulan"
+    assert conditions["lyrics"]["conditioner"]["type"] == "lyrics_lrc" and "duration" not in conditions
+    assert conditions["style"]["uncond"] == "negative"  # upstream's fixed negative style embedding
+    assert cfg["sampler"] == {"type": "flow", "steps": 31, "cfg_strength": 4.0}
 
 
 def test_published_weights_load_strictly(folder, tmp_path):
-    from toolkit.models.diffrhythm.checkpoints import CheckpointMismatchError
+    from toolkit.weights import WeightsMismatchError
     from toolkit.models.diffrhythm.pretrained import build_published_recipe
 
     cfg, files, _ = pretrained_config(folder, "base")
@@ -94,7 +97,7 @@ def test_published_weights_load_strictly(folder, tmp_path):
 
     del stored["transformer.proj_out.bias"]
     torch.save({"model_state_dict": stored}, tmp_path / "cfm_model.pt")
-    with pytest.raises(CheckpointMismatchError, match="proj_out.bias"):
+    with pytest.raises(WeightsMismatchError, match="proj_out.bias"):
         build_published_recipe(cfg, tmp_path / "cfm_model.pt")
 
 
@@ -139,8 +142,10 @@ def test_generate_from_the_published_layout(folder, tmp_path):
     assert 20 * np.log10(np.abs(wav).max()) == pytest.approx(-1.0, abs=1e-3)
     manifest = json.loads((out / "Tiny.json").read_text())
     assert manifest["checkpoint"]["path"] == str((folder / "DiffRhythm-1_2" / "cfm_model.pt").resolve())
-    assert manifest["pretrained"]["variant"] == "base" and len(manifest["pretrained"]["vae"]["sha256"]) == 16
-    assert manifest["config"]["codec"]["type"] == "oobleck" and manifest["config"]["style"]["type"] == "style_mulan"
+    assert manifest["checkpoint"]["variant"] == "base"
+    assert len(manifest["checkpoint"]["files"]["vae"]["sha256"]) == 16
+    assert manifest["config"]["codec"]["type"] == "oobleck"
+    assert manifest["config"]["conditions"]["style"]["conditioner"]["type"] == "style_mulan"
     assert manifest["steps"] == 2 and manifest["guidance"] == 4.0 and manifest["seconds"] == pytest.approx(frames / (44100 / 32))
     tags = mutagen.File(str(out / "Tiny.wav")).tags
     assert [t for t, _ in tags.getall("SYLT")[0].text] == ["hello world", "la la la"]

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from toolkit.conditioners.lrc import (LrcError, LrcLine, format_lrc, format_time, looks_like_lrc, parse_lrc,
+from toolkit.lrc import (LrcError, LrcLine, format_lrc, format_time, looks_like_lrc, parse_lrc,
                                       plain_lines, read_lrc, time_evenly, time_on_beats, time_plain_lyrics,
                                       write_lrc)
 from toolkit.conditioners.lyrics_lrc import (LyricsLrcConditioner, NoLyricsInWindowError, place_tokens,
@@ -76,7 +76,7 @@ def test_read_lrc_file(tmp_path):
     ("[verse]", "[verse] is neither a timestamp nor a metadata tag"),
 ])
 def test_skipped_lines_warn(caplog, line, reason):
-    with caplog.at_level(logging.WARNING, logger="toolkit.conditioners.lrc"):
+    with caplog.at_level(logging.WARNING, logger="toolkit.lrc"):
         assert pairs(f"[00:01.00]a\n{line}") == [(1.0, "a")]
     assert reason in caplog.text and "line 2" in caplog.text.replace("LRC line 2", "line 2")
     with pytest.raises(LrcError, match=r"LRC line 2 .*" + reason.replace("[", r"\[").replace("]", r"\]")):
@@ -211,7 +211,7 @@ def test_conditioner_inputs_and_null():
     plain = cond.prepare("Hello\nGoodbye", num_frames=100)  # spread over 100 frames: at 0 s and ~2.32 s
     assert plain[0] != 0 and plain.nonzero().flatten().tolist()[-1] < 100
     assert torch.equal(cond.null(3, 100), torch.zeros(3, 100, dtype=torch.long))
-    assert cond.key == "lyrics" and cond.placement == "frame_aligned"
+    assert cond.output_kind == "frame_ids"
     assert not cond.prepare("", num_frames=10).any()
 
 

@@ -15,7 +15,7 @@ from functools import lru_cache
 import pytest
 import torch
 
-from golden import REPO_ROOT, golden_file, golden_root, load_cases, load_golden_weights, select_cases
+from golden import golden_file, golden_root, load_cases, load_golden_weights, reference_file, select_cases
 from toolkit.backbones.dit_f5 import F5DiT
 from toolkit.codecs.mel import MelCodec
 from toolkit.conditioners.char_tokens import CharTokens, convert_to_pinyin, texts_to_bytes, texts_to_indices
@@ -235,11 +235,11 @@ def test_text_to_indices(name):
     tokens = CharTokens(vocab=vocab)
     vocab_map = tokens.vocab_map
     assert torch.equal(texts_to_indices(inp["strings"], vocab_map), out["idx"])
-    assert torch.equal(CharTokens.collate([tokens.prepare(s) for s in inp["strings"]]), out["idx"])
+    assert torch.equal(tokens.collate([tokens.prepare(s) for s in inp["strings"]]), out["idx"])
     assert torch.equal(texts_to_indices(inp["token_lists"], vocab_map), out["idx_token_lists"])
     assert torch.equal(texts_to_bytes(inp["byte_strings"]), out["bytes"])
     byte_tokens = CharTokens(tokenizer="byte")
-    assert torch.equal(CharTokens.collate([byte_tokens.prepare(s) for s in inp["byte_strings"]]), out["bytes"])
+    assert torch.equal(byte_tokens.collate([byte_tokens.prepare(s) for s in inp["byte_strings"]]), out["bytes"])
 
 
 @pytest.mark.parametrize("name", select_cases(cases(), "pinyin"))

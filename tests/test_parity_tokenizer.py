@@ -17,7 +17,7 @@ from golden import golden_file
 
 from toolkit.conditioners.g2p.data import FETCH_COMMAND, missing_files
 from toolkit.conditioners.g2p.tokenizer import PhonemeTokenizer
-from toolkit.conditioners.lrc import parse_lrc
+from toolkit.lrc import parse_lrc
 from toolkit.conditioners.lyrics_lrc import (LyricsLrcConditioner, PERIOD_TOKEN, kept_lines, line_tokens,
                                              place_tokens, song_frames, time_to_frame)
 
@@ -91,6 +91,21 @@ def _lines_with_tokens(case: dict, tokenizer) -> list[tuple[float, list[int]]]:
     return [(float(t), tokenizer.encode(text)) for t, text in case["parsed"]]
 
 
+def assert_gap_layout(out: torch.Tensor, lines: list[tuple[float, list[int]]], audio_length: float,
+                      max_frames: int) -> None:
+    """Upstream crashes on an empty lyric line; ours leaves that line's frames empty and places every other kept
+    line at its own frame (these fixtures have no overlapping lines)."""
+    covered = torch.zeros(out.shape[0], dtype=torch.bool)
+    for t, tok in kept_lines(lines, audio_length, max_frames):
+        placed = line_tokens(tok)
+        start = time_to_frame(t)
+        if placed:
+            assert out[start:start + len(placed)].tolist() == placed
+            assert placed[-1] == PERIOD_TOKEN
+            covered[start:start + len(placed)] = True
+    assert covered.any() and not out[~covered].any()
+
+
 @pytest.mark.parametrize("name", _names("lrc", "placements"))
 def test_placement(cases, tokenizer, name):
     lrc_name, key = name.split("/", 1) if "/" in name else (name, "")
@@ -104,18 +119,7 @@ def test_placement(cases, tokenizer, name):
     out = place_tokens(lines, length, max_secs=audio_length, max_frames=max_frames)
     assert out.dtype == torch.long and out.shape == (length,)
     if "error" in expected:
-        # Upstream crashes on an empty lyric line; ours leaves that line's frames empty and places
-        # every other kept line at its own frame (these fixtures have no overlapping lines).
-        kept = kept_lines(lines, audio_length, max_frames)
-        covered = torch.zeros(length, dtype=torch.bool)
-        for t, tok in kept:
-            placed = line_tokens(tok)
-            start = time_to_frame(t)
-            if placed:
-                assert out[start:start + len(placed)].tolist() == placed
-                assert placed[-1] == PERIOD_TOKEN
-                covered[start:start + len(placed)] = True
-        assert not out[~covered].any()
+        assert_gap_layout(out, lines, audio_length, max_frames)
         return
     assert length == expected["lrc_len"] == expected["end_frame"]
     assert expected["start_time"] == 0.0
@@ -130,12 +134,16 @@ def test_conditioner_end_to_end(cases, name):
     lrc_name, key = name.split("/", 1) if "/" in name else (name, "")
     case = _case(cases, "lrc", lrc_name)
     expected = case["placements"][key]
-    if "error" in expected:
-        return  # covered by test_placement
-    _lines_with_tokens(case, PhonemeTokenizer("auto"))  # data check only
-    max_frames, audio_length = int(expected["max_frames"]), float(expected["audio_length"])
+    lines = _lines_with_tokens(case, PhonemeTokenizer("auto"))
+    max_frames = int(expected.get("max_frames", key.split("_")[0]))
+    audio_length = float(expected.get("audio_length", key.split("_")[1]))
+    length = song_frames(audio_length, max_frames)
     conditioner = LyricsLrcConditioner(max_frames=max_frames)
-    out = conditioner.prepare(case["text"], num_frames=expected["lrc_len"], audio_length=audio_length)
+    out = conditioner.prepare(case["text"], num_frames=length, audio_length=audio_length)
+    if "error" in expected:  # upstream crashes; ours gives the layout test_placement pins
+        assert_gap_layout(out, lines, audio_length, max_frames)
+        return
+    assert length == expected["lrc_len"]
     assert [[i, int(v)] for i, v in enumerate(out.tolist()) if v] == expected["nonzero"]
 
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from toolkit.conditioners.scalar_time import ScalarTime, TimeConditionError
-from toolkit.protocols import GLOBAL
+from toolkit.protocols import OUT_SCALAR, OUT_VECTOR
 from toolkit.registry import CONDITIONERS
 
 FRAME_RATE = 44100 / 2048  # DiffRhythm's VAE: 21.533 frames per second
@@ -13,8 +13,7 @@ FRAME_RATE = 44100 / 2048  # DiffRhythm's VAE: 21.533 frames per second
 def test_build_and_contract():
     start = CONDITIONERS.build("scalar_time", frame_rate=FRAME_RATE)
     dur = CONDITIONERS.build({"type": "scalar_time", "kind": "duration", "max_frames": 6144}, frame_rate=FRAME_RATE)
-    assert (start.key, dur.key) == ("start_time", "duration")
-    assert start.placement == GLOBAL == dur.placement
+    assert start.output_kind == OUT_SCALAR == dur.output_kind
     assert start.null(3).shape == (3,) and not start.null(3).any()
     batch = torch.stack([start.prepare(0.0), start.prepare(10.0, num_frames=4000)])
     assert start(batch).shape == (2,)

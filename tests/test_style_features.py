@@ -7,7 +7,7 @@ import torch
 
 from toolkit.conditioners.style_common import StyleError
 from toolkit.conditioners.style_features import NUM_STATS, FeatureStyle, orthonormal_projection
-from toolkit.protocols import GLOBAL
+from toolkit.protocols import OUT_SCALAR, OUT_VECTOR
 from toolkit.registry import CONDITIONERS
 
 SR = 22050
@@ -105,7 +105,7 @@ def test_text_is_refused_with_a_way_out(cond):
 
 
 def test_null_and_negative(cond, tmp_path):
-    assert cond.key == "style" and cond.placement == GLOBAL
+    assert cond.output_kind == OUT_VECTOR and cond.output_dim == 512
     assert not cond.null(2).any() and cond.null(2).shape == (2, 512)
     assert not cond.negative(2).any()  # no negative configured: zeros
     sf.write(tmp_path / "neg.wav", drums(12, seed=9), SR)
@@ -117,9 +117,9 @@ def test_null_and_negative(cond, tmp_path):
 
 @pytest.mark.parametrize("name", ["style_mulan", "style_features", "style_tags"])
 def test_style_conditioners_share_one_contract(name):
-    """`style=<name>` is a one-word swap: same key, placement, output shape, null and negative."""
+    """`style=<name>` is a one-word swap: same output kind and shape, null and negative."""
     c = CONDITIONERS.build(name)
-    assert c.key == "style" and c.placement == GLOBAL and c.dim == 512
+    assert c.output_kind == OUT_VECTOR and c.output_dim == 512
     for batch in (1, 3):
         assert c.null(batch).shape == (batch, 512) and not c.null(batch).any()
         assert c.negative(batch).shape == (batch, 512)

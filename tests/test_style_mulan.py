@@ -15,9 +15,10 @@ import soundfile as sf
 import torch
 
 from toolkit.audio import AudioError
-from toolkit.conditioners.style_common import StyleError, default_negative_style_path, middle_start
+from toolkit.audio import middle_start
+from toolkit.conditioners.style_common import StyleError, default_negative_style_path
 from toolkit.conditioners.style_mulan import MuLanLoadError, MuLanStyle
-from toolkit.protocols import GLOBAL
+from toolkit.protocols import OUT_SCALAR, OUT_VECTOR
 from toolkit.registry import CONDITIONERS
 
 SR = 24000
@@ -109,7 +110,7 @@ def test_offline_env():
 
 
 def test_contract_and_no_weights_in_state_dict(cond):
-    assert cond.key == "style" and cond.placement == GLOBAL
+    assert cond.output_kind == OUT_VECTOR and cond.output_dim == 512
     assert cond.state_dict() == {}  # MuLan stays out of recipe checkpoints
     assert cond.null(3).shape == (3, 512) and not cond.null(3).any()
 
@@ -206,7 +207,7 @@ def test_missing_folder_names_files_and_source(tmp_path):
     for needle in ("does not exist", "config.json", "pytorch_model.bin", "OpenMuQ/MuQ-MuLan-large",
                    "OpenMuQ/MuQ-large-msd-iter", "xlm-roberta-base", "CC-BY-NC 4.0"):
         assert needle in msg, needle
-    with pytest.raises(MuLanLoadError, match="style.path=DIR"):
+    with pytest.raises(MuLanLoadError, match="conditions.style.conditioner.path=DIR"):
         MuLanStyle().load()
 
 

@@ -8,7 +8,7 @@ import torch
 
 from test_trainer_toy import ToyFrames, build_recipe, write_config
 from toolkit.config import load_config
-from toolkit.training.checkpoint import load_checkpoint
+from toolkit.checkpoints import load_checkpoint
 from toolkit.training.trainer import Trainer
 
 

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from toolkit.config import ConfigError
-from toolkit.training.checkpoint import (FORMAT_VERSION, CheckpointError, CheckpointManager, load_checkpoint,
-                                         read_model_weights)
+from toolkit.checkpoints import FORMAT_VERSION, CheckpointError, load_checkpoint, read_weights
+from toolkit.training.checkpoint import CheckpointManager
 from toolkit.training.config import TrainConfig
 from toolkit.training.rng import capture_rng_state, restore_rng_state
 from toolkit.training.trainer import warmup_then_linear_decay
@@ -32,13 +32,17 @@ def test_manager_keeps_the_last_k_and_last_points_at_the_newest(tmp_path):
     assert not (tmp_path / ".last.pt.abc.tmp.pt").exists()
 
 
-def test_read_model_weights_prefers_ema_and_strips_its_prefix(tmp_path):
+def test_read_weights_picks_ema_or_online_and_strips_the_ema_prefix(tmp_path):
     CheckpointManager(tmp_path).save(_payload(5))
-    assert torch.equal(read_model_weights(tmp_path / "last.pt")["w"], torch.full((2,), -1.0))
-    assert set(read_model_weights(tmp_path / "last.pt")) == {"w"}
-    assert torch.equal(read_model_weights(tmp_path / "last.pt", use_ema=False)["w"], torch.full((2,), 5.0))
+    last = tmp_path / "last.pt"
+    assert torch.equal(read_weights(last, prefer_ema=True)["w"], torch.full((2,), -1.0))
+    assert set(read_weights(last, use_ema=True)) == {"w"}  # the bookkeeping entries are dropped
+    assert torch.equal(read_weights(last)["w"], torch.full((2,), 5.0))  # online weights unless asked
+    assert torch.equal(read_weights(last, use_ema=False)["w"], torch.full((2,), 5.0))
     torch.save({"model_state_dict": {"w": torch.ones(2, dtype=torch.float16)}}, tmp_path / "cfm_model.pt")
-    assert read_model_weights(tmp_path / "cfm_model.pt")["w"].dtype == torch.float16
+    assert read_weights(tmp_path / "cfm_model.pt", prefer_ema=True)["w"].dtype == torch.float16
+    with pytest.raises(CheckpointError, match="no 'ema_model_state_dict'"):
+        read_weights(tmp_path / "cfm_model.pt", use_ema=True)
 
 
 def test_version_and_format_errors_are_clear(tmp_path):
@@ -46,7 +50,7 @@ def test_version_and_format_errors_are_clear(tmp_path):
     with pytest.raises(CheckpointError, match="format_version 99; this toolkit reads version 1"):
         load_checkpoint(tmp_path / "future.pt")
     torch.save({"model_state_dict": {}}, tmp_path / "cfm_model.pt")
-    with pytest.raises(CheckpointError, match="not a toolkit trainer checkpoint.*train.init_from"):
+    with pytest.raises(CheckpointError, match="not a toolkit checkpoint.*train.init_from"):
         load_checkpoint(tmp_path / "cfm_model.pt")
 
 

@@ -9,25 +9,20 @@ import pytest
 import torch
 import yaml
 
+from tiny_recipes import song_features, tiny_song
+
 from toolkit.bin import train as train_cli
 from toolkit.models.factory import build_recipe
-from toolkit.training.checkpoint import load_checkpoint
+from toolkit.checkpoints import load_checkpoint
+from toolkit.protocols import StepContext
 from toolkit.training.weights import init_from
 
-TINY = {
-    "recipe": "diffrhythm",
-    "max_frames": 64,
-    "codec": {"type": "mel", "sample_rate": 8000, "channels": 2, "n_fft": 256, "hop_length": 128, "n_mels": 16,
-              "griffin_lim_iters": 4},
-    "lyrics": {"type": "lyrics_lrc", "language": "en"},
-    "style": "style_tags",
-    "backbone": {"type": "dit_diffrhythm", "dim": 32, "depth": 1, "ff_mult": 2, "conv_layers": 1, "num_heads": 2},
-    "sampler": {"type": "flow", "steps": 3, "cfg_strength": 2.0},
-    "data": {"type": "latent_windows", "max_frames": 48, "seed": 0},
-    "train": {"batch_size": 4, "max_steps": 2, "lr": 1e-3, "warmup_steps": 1, "save_every": 2, "valid_every": 2,
-              "valid_size": 2, "log_every": 1, "progress": False, "tensorboard": False,
-              "ema": {"beta": 0.9, "update_after_step": 1, "update_every": 1}},
-}
+TINY = tiny_song(
+    backbone={"type": "dit_diffrhythm", "dim": 32, "depth": 1, "ff_mult": 2, "conv_layers": 1, "num_heads": 2},
+    data={"type": "latent_windows", "max_frames": 48, "seed": 0},
+    train={"batch_size": 4, "max_steps": 2, "lr": 1e-3, "warmup_steps": 1, "save_every": 2, "valid_every": 2,
+           "valid_size": 2, "log_every": 1, "progress": False, "tensorboard": False,
+           "ema": {"beta": 0.9, "update_after_step": 1, "update_every": 1}})
 
 
 @pytest.fixture(scope="module")
@@ -40,9 +35,8 @@ def setup(tmp_path_factory):
     g = torch.Generator().manual_seed(0)
     entries = []
     for i in range(8):
-        song = {"id": f"s{i}", "latent": torch.randn(30 + 5 * i, recipe.codec.latent_dim, generator=g),
-                "frame_rate": float(recipe.codec.frame_rate), "line_times": [0.1, 0.5],
-                "line_tokens": [[10, 11], [12]], "style": recipe.style.prepare("folk, guitar"), "tags": {}}
+        song = song_features(recipe, f"s{i}", torch.randn(30 + 5 * i, recipe.codec.latent_dim, generator=g),
+                             [(0.1, [10, 11]), (0.5, [12])], "folk, guitar")
         torch.save(song, features / f"s{i}.pt")
         entries.append({"id": f"s{i}", "path": f"/nowhere/s{i}.wav"})
     (features / "train.jsonl").write_text("".join(json.dumps(e) + "\n" for e in entries))
@@ -82,9 +76,9 @@ def test_fixed_valid_times_and_always_dropped_groups(setup, tmp_path):
     root, _, features = setup
     cfg = {**TINY, "train": {**TINY["train"], "valid_times": [0.0, 0.5], "valid_drop_always": ["audio"],
                              "valid_windows": 2}}
-    dataset = train_cli.build_dataset(cfg["data"], features, 0)
     torch.manual_seed(1)
     recipe = build_recipe({k: v for k, v in cfg.items() if k not in ("data", "train")})
+    dataset = train_cli.build_dataset(cfg["data"], features, 0, recipe.conditions)
     with torch.no_grad():  # the DiT's output layer starts at zero: move every weight so time and drops matter
         for p in recipe.transformer.parameters():
             p.add_(0.05 * torch.randn_like(p))
@@ -97,9 +91,9 @@ def test_fixed_valid_times_and_always_dropped_groups(setup, tmp_path):
         total = 0.0
         for batch in trainer.valid_batches:
             for t in (0.0, 0.5):
-                total += float(recipe.training_step(batch, step=-1, seed=0, num_valid_global=trainer.valid_frames,
-                                                    drop_override={"lyrics": drop, "style": drop, "audio": True},
-                                                    time_override=t)["loss"])
+                ctx = StepContext(step=-1, seed=0, num_valid_global=trainer.valid_frames,
+                                  drop_override={"lyrics": drop, "style": drop, "audio": True}, time_override=t)
+                total += float(recipe.training_step(batch, ctx)["loss"])
         return total / 2
 
     recipe.eval()
@@ -109,7 +103,7 @@ def test_fixed_valid_times_and_always_dropped_groups(setup, tmp_path):
         assert figures["valid_loss"] != figures["valid_loss_dropped"]
         # the fixed time really is used: another time gives another loss
         batch = trainer.valid_batches[0]
-        at = [float(recipe.training_step(batch, step=-1, seed=0, time_override=t)["loss"]) for t in (0.0, 0.0, 0.9)]
+        at = [float(recipe.training_step(batch, StepContext(-1, 0, time_override=t))["loss"]) for t in (0.0, 0.0, 0.9)]
     assert at[0] == at[1] != at[2]
 
 
@@ -142,9 +136,7 @@ def test_a_model_trained_on_style_dependent_songs_uses_its_style(tmp_path):
     entries = {"train": [], "valid": []}
     for i in range(10):
         tags = list(styles)[i % 2]
-        song = {"id": f"s{i}", "latent": styles[tags] + 0.3 * torch.randn(60, dim, generator=g),
-                "frame_rate": float(recipe.codec.frame_rate), "line_times": [], "line_tokens": [],
-                "style": recipe.style.prepare(tags), "tags": {}}
+        song = song_features(recipe, f"s{i}", styles[tags] + 0.3 * torch.randn(60, dim, generator=g), [], tags)
         torch.save(song, features / f"s{i}.pt")
         entries["valid" if i >= 8 else "train"].append({"id": f"s{i}", "path": f"/nowhere/s{i}.wav"})
     for split, items in entries.items():
@@ -152,8 +144,8 @@ def test_a_model_trained_on_style_dependent_songs_uses_its_style(tmp_path):
     cfg = {**TINY, "train": {**TINY["train"], "max_steps": 120, "valid_every": 120, "save_every": 120,
                              "lr": 3e-3, "warmup_steps": 10, "valid_times": [0.0], "valid_drop_always": ["audio"],
                              "valid_drop": ["style"], "valid_windows": 2}}
-    dataset = train_cli.build_dataset(cfg["data"], features, 0)
-    valid = train_cli.build_dataset({**cfg["data"], "split": "valid"}, features, 0)
+    dataset = train_cli.build_dataset(cfg["data"], features, 0, recipe.conditions)
+    valid = train_cli.build_dataset({**cfg["data"], "split": "valid"}, features, 0, recipe.conditions)
     summary = Trainer(recipe, dataset, tmp_path / "exp", cfg, valid_dataset=valid).fit()
     assert summary["final_valid_loss"] < 0.8 * summary["initial_valid_loss"]
     assert summary["final_valid_loss"] < 0.75 * summary["final_valid_loss_dropped"], summary

@@ -11,7 +11,7 @@ import time
 import torch
 
 from test_trainer_toy import start_training, write_config
-from toolkit.training.checkpoint import load_checkpoint
+from toolkit.checkpoints import load_checkpoint
 
 # dropout > 0 makes the global torch RNG matter (its state must be restored); grad_accum 2 and one
 # data-loader worker in the resumed run exercise the data plan.

@@ -18,7 +18,7 @@ import pytest
 import torch
 from torch import nn
 
-from toolkit.protocols import Dataset, Recipe
+from toolkit.protocols import Dataset, Recipe, StepContext
 from toolkit.registry import DATASETS, RegistryError
 from toolkit.training.rng import keyed_generator
 
@@ -46,8 +46,12 @@ class ToyRecipe(Recipe):
         super().__init__()
         self.cond_dim, self.drop_prob, self.sleep = cond_dim, drop_prob, sleep
         self.transformer = ToyBackbone(dim, cond_dim, hidden, dropout)
+        self.conditions = None  # the toy dataset carries its own condition vectors
 
-    def training_step(self, batch, *, step, seed, num_valid_global=None, world_size=1, drop_override=None):
+    def training_step(self, batch, ctx=None):
+        ctx = ctx or StepContext()
+        step, seed, num_valid_global, world_size = ctx.step, ctx.seed, ctx.num_valid_global, ctx.world_size
+        drop_override = ctx.drop_override
         x1, lens = batch["x"], batch["lens"]
         device = x1.device
         B, T, D = x1.shape
@@ -204,19 +208,19 @@ def test_toy_loss_does_not_depend_on_the_split():
     keys = [(i, 3, p) for p, i in enumerate([5, 1, 9, 2])]
     whole = ds.collate([ds[k] for k in keys])
     n = int(whole["lens"].sum())
-    full = recipe.training_step(whole, step=3, seed=1)["loss"]
-    halves = [recipe.training_step(ds.collate([ds[k] for k in keys[s::2]]), step=3, seed=1,
-                                   num_valid_global=n, world_size=2)["loss"] for s in (0, 1)]
+    full = recipe.training_step(whole, StepContext(step=3, seed=1))["loss"]
+    halves = [recipe.training_step(ds.collate([ds[k] for k in keys[s::2]]),
+                                   StepContext(step=3, seed=1, num_valid_global=n, world_size=2))["loss"] for s in (0, 1)]
     torch.testing.assert_close(full, sum(halves) / 2)
-    other = recipe.training_step(whole, step=4, seed=1)["loss"]
+    other = recipe.training_step(whole, StepContext(step=4, seed=1))["loss"]
     assert not torch.equal(full, other)  # the draws do depend on the step
 
 
 def test_toy_drop_override_changes_the_loss():
     ds, recipe = ToyFrames(), ToyRecipe()
     batch = ds.collate([ds[(i, -1, i)] for i in range(4)])
-    kept = recipe.training_step(batch, step=-1, seed=0, drop_override={"lyrics": False, "style": False})["loss"]
-    dropped = recipe.training_step(batch, step=-1, seed=0, drop_override={"lyrics": True, "style": True})["loss"]
+    kept = recipe.training_step(batch, StepContext(-1, 0, drop_override={"lyrics": False, "style": False}))["loss"]
+    dropped = recipe.training_step(batch, StepContext(-1, 0, drop_override={"lyrics": True, "style": True}))["loss"]
     assert not torch.equal(kept, dropped)
 
 

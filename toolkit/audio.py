@@ -6,6 +6,7 @@ torchcodec (FFmpeg) for what libsndfile cannot decode (m4a/aac and odd mp3s).
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -129,6 +130,34 @@ def peak_normalize(wav: torch.Tensor, peak_db: float = -1.0) -> torch.Tensor:
     if peak <= 0:
         return wav
     return wav * (10.0 ** (peak_db / 20.0) / peak)
+
+
+def middle_start(duration: float, clip_seconds: float) -> float:
+    """Upstream DiffRhythm's start of the style clip: floor(duration / 2) - clip / 2 (seconds), never < 0.
+
+    Upstream computes `audio_len // 2 - 5` for a 10 s clip, i.e. the floor of half the duration (a whole
+    second); a song of at least `clip_seconds` always gets a full clip inside it.
+    """
+    return max(0.0, math.floor(duration / 2.0) - clip_seconds / 2.0)
+
+
+def fit_level(wav: torch.Tensor, *, peak_db: float | None = None, gain: float = 1.0,
+              ceiling_db: float = -1.0) -> tuple[torch.Tensor, str]:
+    """The output level of generated audio -> (audio, what was done).
+
+    peak_db: peak-normalise to it. Otherwise the audio is scaled by `gain` (1: as generated; an edit passes
+    the inverse of the gain its reference was encoded with, so the kept part keeps its level) and lowered
+    as a whole only if its peak would pass `ceiling_db`, so nothing ever clips.
+    """
+    if peak_db is not None:
+        return peak_normalize(wav, peak_db), f"peak-normalised to {peak_db:g} dBFS"
+    wav = wav * gain
+    peak = float(wav.abs().max()) if wav.numel() else 0.0
+    ceiling = 10.0 ** (ceiling_db / 20.0)
+    if peak > ceiling:
+        lowered = 20.0 * math.log10(peak / ceiling)
+        return wav * (ceiling / peak), f"lowered by {lowered:.2f} dB so its peak stays at {ceiling_db:g} dBFS"
+    return wav, "level kept" if gain == 1.0 else f"level kept (gain {20.0 * math.log10(gain):+.2f} dB)"
 
 
 def save_audio(path: str | Path, wav: torch.Tensor, sample_rate: int, format: str | None = None) -> Path:

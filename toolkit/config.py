@@ -1,7 +1,7 @@
 """OmegaConf configs: `_base_` inheritance, command-line `key=value` overrides, atomic dumps.
 
-`_base_: [a.yaml, b.yaml]` (paths relative to the file) merge left to right, then the file itself,
-then overrides. An override that sets a node's type (`codec=dac`, or `codec.type=dac`) replaces the
+`_base_: [a.yaml, b.yaml]` (paths relative to the file, or `toolkit:<path>` for a preset shipped in the
+package) merge left to right, then the file itself, then overrides. An override that sets a node's type (`codec=dac`, or `codec.type=dac`) replaces the
 whole node, so arguments of the old component do not leak into the new one.
 """
 
@@ -18,6 +18,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from .io import atomic_write_text
 
 BASE_KEY = "_base_"
+PACKAGE_PREFIX = "toolkit:"
 
 
 class _Loader(yaml.SafeLoader):
@@ -63,8 +64,21 @@ def _load_with_bases(path: Path, chain: tuple[Path, ...]) -> DictConfig:
         bases = [bases]
     merged = OmegaConf.create()
     for base in bases:
-        merged = OmegaConf.merge(merged, _load_with_bases(path.parent / base, chain + (path,)))
+        merged = OmegaConf.merge(merged, _load_with_bases(resolve_base(base, path.parent), chain + (path,)))
     return OmegaConf.merge(merged, OmegaConf.create(raw))
+
+
+def resolve_base(base: str, folder: Path) -> Path:
+    """A `_base_` entry: relative to the including file, or `toolkit:<path>` inside the installed package
+    (the presets recipes ship, e.g. toolkit:models/f5tts/presets/f5tts.yaml)."""
+    if str(base).startswith(PACKAGE_PREFIX):
+        return Path(__file__).resolve().parent / str(base)[len(PACKAGE_PREFIX):]
+    return folder / base
+
+
+def load_preset(name: str) -> DictConfig:
+    """A preset shipped in the package (`toolkit:` path), with its own bases."""
+    return _load_with_bases(resolve_base(PACKAGE_PREFIX + name, Path.cwd()), chain=())
 
 
 def parse_override(text: str) -> tuple[str, Any]:

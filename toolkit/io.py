@@ -48,3 +48,20 @@ def atomic_torch_save(obj: object, path: str | Path) -> Path:
     import torch
 
     return atomic_write(path, lambda tmp: torch.save(obj, tmp))
+
+
+def sha256_prefix(path: str | Path, length: int = 16) -> str:
+    """The first `length` hex digits of a file's sha256 (read in 4 MB blocks)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()[:length]
+
+
+def describe_file(path: str | Path) -> str:
+    """A user's file as it may travel with a generated song: its name and a short content hash, never the
+    folders it sits in (`clip.wav (sha256:0123456789ab)`)."""
+    return f"{Path(path).name} (sha256:{sha256_prefix(path, 12)})"

@@ -8,13 +8,20 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, ClassVar, Mapping
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
-FRAME_ALIGNED = "frame_aligned"
-GLOBAL = "global"
+# What a conditioner's `forward` gives, batched (its `output_kind`):
+OUT_FRAME_IDS = "frame_ids"  # int [B, T] token ids on the latent frames (0 = filler)
+OUT_IDS = "ids"              # int [B, n] token ids not aligned to frames (padded with -1)
+OUT_VECTOR = "vector"        # float [B, D]
+OUT_SCALAR = "scalar"        # float [B]
+OUT_TOKENS = "tokens"        # float [B, N, D], with a bool [B, N] mask under "<name>/mask"
+OUT_FRAMES = "frames"        # float [B, T, D] features on the latent frames
+OUTPUT_KINDS = (OUT_FRAME_IDS, OUT_IDS, OUT_VECTOR, OUT_SCALAR, OUT_TOKENS, OUT_FRAMES)
 
 # Kinds of backbone input. The generic ones any backbone may offer (audiocraft's fuser modes,
 # stable-audio-tools' *_cond_ids): a global vector added to the time/conditioning embedding,
@@ -32,20 +39,49 @@ class InputSpec:
     """One input a backbone reads from its `conditions` mapping (the key is the input's name).
 
     kind: a generic kind above or the backbone's own (e.g. "lyric_tokens", "time_scalar").
+    accepts: the conditioner output kinds (OUT_*) it takes.
     dim: feature width the input expects (None: set at build time from what is bound to it).
+    required: a condition must be bound to it (the backbone cannot run without it).
     optional: the input adds parameters only when a condition is bound to it (published checkpoints,
-        which bind nothing there, keep their exact keys).
+        which bind nothing there, keep their exact keys); its width is given at build time through the
+        backbone's `input_dims` argument.
     multi: several conditions may bind to it; they are concatenated in config order (features for
         global / input_concat, tokens for cross_attn / prepend).
     mask: the key of its companion [B, N] bool mask in `conditions` (token kinds), if any.
+
+    Generic kinds are dropped by the router (a dropped item's value becomes zeros, the null embedding
+    audiocraft and stable-audio-tools use); a backbone's own kinds receive their per-item drop mask
+    under the input's name and drop inside (e.g. lyric tokens become filler before their convolutions).
     """
 
     kind: str
+    accepts: tuple[str, ...] = ()
     dim: int | None = None
+    required: bool = False
     optional: bool = False
     multi: bool = False
     mask: str | None = None
     doc: str = ""
+
+    @property
+    def generic(self) -> bool:
+        return self.kind in GENERIC_INPUT_KINDS
+
+
+# What each generic kind takes when a backbone does not narrow it.
+GENERIC_ACCEPTS = {
+    INPUT_GLOBAL: (OUT_VECTOR, OUT_SCALAR, OUT_TOKENS),
+    INPUT_CROSS_ATTN: (OUT_TOKENS, OUT_VECTOR, OUT_SCALAR),
+    INPUT_PREPEND: (OUT_TOKENS, OUT_VECTOR, OUT_SCALAR),
+    INPUT_CONCAT: (OUT_FRAMES,),
+}
+
+
+def generic_input(kind: str, *, dim: int | None = None, optional: bool = True, mask: str | None = None,
+                  doc: str = "") -> InputSpec:
+    """An InputSpec of a generic kind (several conditions may bind to it)."""
+    return InputSpec(kind=kind, accepts=GENERIC_ACCEPTS[kind], dim=dim, optional=optional, multi=True, mask=mask,
+                     doc=doc)
 
 
 class Codec(nn.Module, ABC):
@@ -63,6 +99,17 @@ class Codec(nn.Module, ABC):
     def frame_rate(self) -> float:
         return self.sample_rate / self.hop_length
 
+    @classmethod
+    def geometry(cls, **kwargs: Any) -> dict[str, Any]:
+        """sample_rate, channels, hop_length, latent_dim and frame_rate of the codec these constructor
+        arguments build, without loading weights (front ends check requests with it). The default builds
+        the codec on the meta device; a codec whose constructor reads files overrides it."""
+        with torch.device("meta"):
+            codec = cls(**kwargs)
+        return {"sample_rate": int(codec.sample_rate), "channels": int(codec.channels),
+                "hop_length": int(codec.hop_length), "latent_dim": int(codec.latent_dim),
+                "frame_rate": codec.sample_rate / codec.hop_length}
+
     @abstractmethod
     def encode(self, wav: torch.Tensor) -> torch.Tensor:
         """[B, C, N] audio at `sample_rate` -> [B, T, D] latents."""
@@ -73,16 +120,26 @@ class Codec(nn.Module, ABC):
 
 
 class Conditioner(nn.Module, ABC):
-    """Turns one field of a request or a data item into the tensor a backbone consumes.
+    """Turns one field of a request or a data item into what a backbone input consumes, and owns that
+    value's data path.
 
-    `prepare` runs per item on raw values (text, a path, seconds) and is deterministic, so its result
-    can be cached by feature extraction; `forward` maps a batch of prepared values to what the
-    backbone reads (identity for fixed embeddings and token ids, learned for e.g. tags).
-    `key` names the entry in the backbone's `conditions`; `placement` is FRAME_ALIGNED or GLOBAL.
+    `prepare` runs per item on a raw value (text, a path, seconds) and is deterministic; `forward` maps a
+    batch of prepared values to the backbone input (identity for fixed embeddings and token ids, learned for
+    e.g. tags). The data path, each with a default that fits per-song values:
+      extract(value, span)   -> what feature extraction caches for a whole song (default: prepare(value));
+      limit_window(cached, span) -> the training window, possibly shortened (default: unchanged);
+      crop(cached, span)     -> a training window's prepared value (default: the cached value);
+      collate(values)        -> a batch of prepared values (default: stack);
+      from_request(value, span) -> the prepared value for a generated song (default: prepare(value)).
+    `span` (toolkit.conditions.Span) says which frames of which song. `output_kind` (OUT_*) and
+    `output_dim` say what `forward` gives; `null` is the dropped value guidance and dropout use.
     """
 
-    key: str
-    placement: str
+    output_kind: ClassVar[str] = OUT_VECTOR
+    output_dim: int | None = None
+    loads_weights: ClassVar[bool] = False  # prepare() loads a model (front ends skip it when only checking)
+    default_source: ClassVar[str | None] = ""  # the manifest field it reads when a condition names none
+    # ("" = the condition's name; None = nothing: the value is derived from the frames)
 
     @abstractmethod
     def prepare(self, value: Any, *, num_frames: int | None = None) -> torch.Tensor:
@@ -95,13 +152,33 @@ class Conditioner(nn.Module, ABC):
     def null(self, batch_size: int, num_frames: int | None = None) -> torch.Tensor:
         """The batched null / negative value used by classifier-free guidance, in `forward`'s output space."""
 
+    def negative(self, batch_size: int, num_frames: int | None = None) -> torch.Tensor:
+        """The value guidance's unconditional half sees for `uncond: negative` (default: null)."""
+        return self.null(batch_size, num_frames)
+
+    def extract(self, value: Any, span: Any) -> Any:
+        return self.prepare(value)
+
+    def limit_window(self, cached: Any, span: Any) -> Any:
+        return span
+
+    def crop(self, cached: Any, span: Any) -> Any:
+        return cached
+
+    def collate(self, values: Sequence[Any]) -> torch.Tensor:
+        return torch.stack([torch.as_tensor(v) for v in values])
+
+    def from_request(self, value: Any, span: Any) -> torch.Tensor:
+        return self.prepare(value)
+
 
 class Backbone(nn.Module, ABC):
     """Predicts the flow velocity. Dropping conditions happens inside, per batch item.
 
     `conditions` maps input names (see `inputs`) to tensors. `drop` maps an input name, or "audio"
     for the audio prompt `cond`, to a [B] bool mask; a missing entry is not dropped.
-    `inputs()` declares what the backbone reads, so a recipe binding a condition to an input the
+    `INPUTS` declares every input the class can have, `inputs()` those of this instance (optional ones
+    exist when the constructor's `input_dims` sized them), so a recipe binding a condition to an input the
     backbone lacks fails when it is built, not in the middle of training.
     """
 
@@ -125,7 +202,11 @@ class Backbone(nn.Module, ABC):
 
 
 class Objective(nn.Module, ABC):
-    """A training loss over a backbone."""
+    """A training loss over a backbone. `drop_groups`: the condition groups it drops during training."""
+
+    @property
+    def drop_groups(self) -> tuple[str, ...]:
+        return ()
 
     @abstractmethod
     def forward(self, backbone: Backbone, x1: torch.Tensor, conditions: Mapping[str, torch.Tensor],
@@ -134,7 +215,10 @@ class Objective(nn.Module, ABC):
 
 
 class Sampler(ABC):
-    """Integrates the backbone's velocity field from noise to data."""
+    """Integrates the backbone's velocity field from noise to data. `uncond_drop`: the condition groups
+    guidance's unconditional half drops."""
+
+    uncond_drop: tuple[str, ...] = ()
 
     @abstractmethod
     def sample(self, backbone: Backbone, noise: torch.Tensor, cond: torch.Tensor,
@@ -142,11 +226,32 @@ class Sampler(ABC):
         """noise, cond: [B, T, D] -> generated latents [B, T, D]."""
 
 
+@dataclass
+class StepContext:
+    """What the trainer tells a recipe's training step besides the batch.
+
+    step: optimiser step (keys the per-sample draws); seed: base seed of the draws; num_valid_global: the
+    global batch's loss-region frame count (DDP normalisation); world_size: processes; drop_override /
+    time_override: validation's forced drops ({group: bool}) and fixed flow time.
+    """
+
+    step: int = 0
+    seed: int | None = None
+    num_valid_global: int | None = None
+    world_size: int = 1
+    drop_override: Mapping[str, bool] | None = None
+    time_override: float | None = None
+
+
 class Recipe(nn.Module, ABC):
-    """Assembles codec, conditioners, backbone, objective and sampler from a config."""
+    """Assembles codec, conditioners, backbone, objective and sampler from a config (toolkit.models.base has
+    the shared skeleton). Every recipe sets `conditions`: its toolkit.conditions.ConditionSet (the dataset
+    crops each of them), or None when its data needs no conditioners."""
+
+    conditions: Any
 
     @abstractmethod
-    def training_step(self, batch: Mapping[str, Any], **kwargs: Any) -> dict[str, torch.Tensor]:
+    def training_step(self, batch: Mapping[str, Any], ctx: StepContext | None = None) -> dict[str, torch.Tensor]:
         """One batch -> {"loss": scalar, ...}."""
 
     @abstractmethod
@@ -163,10 +268,20 @@ class Metric(ABC):
 
 
 class Dataset(torch.utils.data.Dataset, ABC):
-    """A training dataset whose items a recipe's collate turns into batches."""
+    """A training dataset for the shared trainer.
+
+    Items are addressed by (index, step, position) keys (a plain index means (index, 0, index)) so what an
+    item holds never depends on worker or process counts; `lengths` (frames per item) lets the trainer
+    bucket batches; `collate` turns a list of items into a batch {"latent", "lens", "sample_index", ...}.
+    """
+
+    lengths: Sequence[int]
 
     @abstractmethod
     def __len__(self) -> int: ...
 
     @abstractmethod
-    def __getitem__(self, index: int) -> Any: ...
+    def __getitem__(self, index: Any) -> Any: ...
+
+    @abstractmethod
+    def collate(self, items: Sequence[Any]) -> dict[str, Any]: ...

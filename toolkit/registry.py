@@ -69,14 +69,19 @@ class Registry:
             known = ", ".join(sorted(self._entries)) or "(none)"
             raise RegistryError(f"unknown {self.kind} '{name}'; known {self.kind}s: {known}") from None
 
-    def build(self, node: Any, **extra: Any) -> Any:
+    def build(self, node: Any, *, context: Mapping[str, Any] | None = None, **extra: Any) -> Any:
         """Build from a bare name or a `{type: name, **kwargs}` node; `extra` fills derived arguments.
 
-        Values in the node win over `extra` only where `extra` does not set them: derived values (for
-        example a codec's latent_dim handed to the backbone) are given once, by the caller.
+        Derived values (for example a codec's latent_dim handed to the backbone) are given once, by the
+        caller: setting one in the node is an error. `context` holds derived values offered to every
+        component of a kind (a codec's frame rate to each conditioner): each is passed only when the
+        class's constructor takes it.
         """
         name, kwargs = split_node(node, self.kind)
         cls = self.get(name)
+        if context:
+            params = inspect.signature(cls.__init__).parameters
+            extra = {**{k: v for k, v in context.items() if k in params}, **extra}
         clash = sorted(set(kwargs) & set(extra))
         if clash:
             raise RegistryError(

@@ -4,17 +4,21 @@ State-dict keys equal upstream's (ASLP-lab/DiffRhythm `CFM.state_dict()`) withou
 prefix, so published checkpoints load with no key map (see toolkit.models.diffrhythm.checkpoints).
 
 Data flow (docs/reference/diffrhythm.md §3):
-  c     = time_embed(t) + start_time_embed(start_time) [+ duration_time_embed(duration)]      [B, 512]
+  c     = time_embed(t) + start_time_embed(start_time) [+ duration_time_embed(duration)]
+          [+ global_embed(global)]                                                             [B, 512]
   e     = text_embed(lyrics)                                                                   [B, T, 512]
-  h     = input_embed(cat[x, cond, e, style, c])            (style and c broadcast over frames)
+  h     = input_embed(cat[x, cond, e, style, c [, input_concat]])  (style and c broadcast over frames)
   for i, block: h = block(h, rope); if i < depth // 2: h = h + SiLU(Linear(e))                 (text fusion)
   out   = proj_out(norm_out(h, c))                          (AdaLN, scale first)
 Attention is bidirectional and unmasked (upstream never masks padding frames either).
+`global` and `input_concat` are the generic inputs a recipe may add by configuration; they exist (and add
+parameters) only when `input_dims` sizes them, so the published checkpoints keep their exact keys.
 """
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
+from dataclasses import replace
 
 import torch
 from torch import nn
@@ -25,13 +29,27 @@ from ..modules.llama_block import LlamaBlock
 from ..modules.rotary import RotaryEmbedding
 from ..modules.text_embedding import ConvTextEmbedding
 from ..modules.timestep import TimestepEmbedding
-from ..protocols import Backbone
+from ..protocols import (INPUT_CONCAT, INPUT_GLOBAL, OUT_FRAME_IDS, OUT_SCALAR, OUT_VECTOR, Backbone, InputSpec,
+                         generic_input)
 from ..registry import BACKBONES
 from .drops import drop_masks
 
 COND_DIM = 512  # width of the time / start-time / duration embeddings (hard-wired upstream)
 FULL_MAX_FRAMES = 6144  # upstream builds the duration embedding iff max_frames == 6144
-DROP_GROUPS = ("audio", "lyrics", "style")
+DROP_GROUPS = ("audio", "lyrics", "style")  # the inputs that drop inside (the generic ones are dropped by the router)
+INPUTS = {
+    "lyrics": InputSpec("lyric_tokens", accepts=(OUT_FRAME_IDS,), required=True,
+                        doc="frame-aligned phoneme ids -> ConvNeXt text embedding, input projection and the "
+                            "first half-blocks' fusion adds"),
+    "style": InputSpec("global_concat", accepts=(OUT_VECTOR,), required=True,
+                       doc="a global vector broadcast over the frames into the input projection"),
+    "start_time": InputSpec("time_scalar", accepts=(OUT_SCALAR,), dim=1,
+                            doc="fraction of the song before the window, embedded and added to the time embedding"),
+    "duration": InputSpec("time_scalar", accepts=(OUT_SCALAR,), dim=1,
+                          doc="generated frames / max_frames (only with the duration embedding: v1.2 full)"),
+    INPUT_GLOBAL: generic_input(INPUT_GLOBAL, doc="vectors added to the time embedding through an MLP"),
+    INPUT_CONCAT: generic_input(INPUT_CONCAT, doc="frame-aligned features concatenated into the input projection"),
+}
 
 
 def _per_item(value: torch.Tensor, batch: int, name: str) -> torch.Tensor:
@@ -57,22 +75,31 @@ class DiffRhythmDiT(Backbone):
         num_heads: attention heads (upstream hard-wires 32 whatever its config says).
         duration_embed: build the song-duration embedding; None -> max_frames == 6144 as upstream
             (v1.2 full). DiffRhythm v1.0 full (6144 frames, no duration keys) needs False.
+        input_dims: widths of the optional generic inputs bound by a recipe ("global", "input_concat").
 
     forward(x, cond, conditions, time, drop=None):
         x, cond: [B, T, latent_dim] noisy latent and audio prompt (zeros where generated);
         conditions: "lyrics" int64 [B, T] frame-aligned token ids (0 = filler), "style" [B, style_dim],
             optional "start_time" [B] (fraction of the song before this window; default 0),
-            "duration" [B] (end_frame / max_frames; required iff the duration embedding exists);
+            "duration" [B] (end_frame / max_frames; required iff the duration embedding exists),
+            "global" [B, input_dims["global"]], "input_concat" [B, T, input_dims["input_concat"]] when built;
         time: [B] or a scalar in [0, 1] (broadcast to the batch);
         drop: per-item bool masks [B] for "audio" (cond -> 0), "lyrics" (tokens -> filler 0) and
             "style" (style -> 0); a missing group is not dropped.
     Returns the velocity [B, T, latent_dim].
     """
 
+    INPUTS = INPUTS
+
     def __init__(self, dim: int, depth: int, ff_mult: int = 4, *, latent_dim: int, text_dim: int = 512,
                  conv_layers: int = 4, text_num_embeds: int = 363, max_frames: int = 2048, style_dim: int = 512,
-                 num_heads: int = 32, duration_embed: bool | None = None):
+                 num_heads: int = 32, duration_embed: bool | None = None, input_dims: dict[str, int] | None = None):
         super().__init__()
+        input_dims = dict(input_dims or {})
+        unknown = sorted(set(input_dims) - {INPUT_GLOBAL, INPUT_CONCAT})
+        if unknown:
+            raise ValueError(f"dit_diffrhythm has no optional input(s) {unknown}; optional: global, input_concat")
+        self.global_dim, self.concat_dim = input_dims.get(INPUT_GLOBAL), input_dims.get(INPUT_CONCAT, 0)
         if dim % num_heads or (dim // num_heads) % 2:
             raise ValueError(f"dim {dim} must be a multiple of num_heads {num_heads} with an even head size")
         self.dim, self.depth, self.latent_dim = dim, depth, latent_dim
@@ -86,7 +113,11 @@ class DiffRhythmDiT(Backbone):
             self.duration_time_embed = TimestepEmbedding(COND_DIM)
         self.text_embed = ConvTextEmbedding(text_num_embeds + 1, text_dim, conv_layers, conv_mult=2,
                                             max_positions=max_frames)
-        self.input_embed = ConcatInputEmbedding(2 * latent_dim + text_dim + style_dim + COND_DIM, dim)
+        if self.global_dim:
+            self.global_embed = nn.Sequential(nn.Linear(self.global_dim, COND_DIM), nn.SiLU(),
+                                              nn.Linear(COND_DIM, COND_DIM))
+        self.input_embed = ConcatInputEmbedding(2 * latent_dim + text_dim + style_dim + COND_DIM + self.concat_dim,
+                                                dim)
         self.rotary = RotaryEmbedding(dim // num_heads, style="half")
         self.transformer_blocks = nn.ModuleList(
             LlamaBlock(dim, num_heads, dim * ff_mult, eps=1e-6, rotary_style="half") for _ in range(depth))
@@ -105,6 +136,17 @@ class DiffRhythmDiT(Backbone):
         nn.init.zeros_(self.norm_out.linear.bias)
         nn.init.zeros_(self.proj_out.weight)
         nn.init.zeros_(self.proj_out.bias)
+        if self.global_dim:  # a new global condition starts as a no-op, so it can join a trained model
+            nn.init.zeros_(self.global_embed[2].weight)
+            nn.init.zeros_(self.global_embed[2].bias)
+
+    def inputs(self) -> dict[str, InputSpec]:
+        skip = {INPUT_GLOBAL} if not self.global_dim else set()
+        skip |= {INPUT_CONCAT} if not self.concat_dim else set()
+        out = {k: v for k, v in self.INPUTS.items() if k not in skip and k != "duration"}
+        if self.has_duration:  # the duration embedding cannot run without its value
+            out["duration"] = replace(self.INPUTS["duration"], required=True)
+        return out
 
     def reset_buffers(self) -> None:
         """Recompute the non-persistent buffers (call after `to_empty` from the meta device)."""
@@ -124,6 +166,8 @@ class DiffRhythmDiT(Backbone):
                 raise ValueError("this DiT has a duration embedding (max_frames 6144): pass "
                                  "conditions['duration'] = generated frames / max_frames, shape [B]")
             c = c + self.duration_time_embed(_per_item(duration.to(time.dtype), batch, "duration"))
+        if self.global_dim:
+            c = c + self.global_embed(conditions[INPUT_GLOBAL].to(c.dtype))
         return c
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor, conditions: Mapping[str, torch.Tensor],
@@ -145,7 +189,10 @@ class DiffRhythmDiT(Backbone):
         time = torch.as_tensor(time, device=x.device, dtype=x.dtype)  # an fp16 model embeds fp16 times
         c = self.condition_vector(time, conditions, b)
         text = self.text_embed(lyrics, drop=drop_lyrics)
-        h = self.input_embed([x, cond, text, style[:, None, :].expand(b, t, -1), c[:, None, :].expand(b, t, -1)])
+        parts = [x, cond, text, style[:, None, :].expand(b, t, -1), c[:, None, :].expand(b, t, -1)]
+        if self.concat_dim:
+            parts.append(conditions[INPUT_CONCAT].to(x.dtype))
+        h = self.input_embed(parts)
 
         rope = self.rotary(t, dtype=h.dtype)
         fused = len(self.text_fusion_linears)

@@ -13,11 +13,13 @@ Data flow (golden/f5tts/README.txt):
   for block: h = DiT block (AdaLN-zero, attention with adjacent-pair RoPE, tanh-GELU MLP)
   out = proj_out(norm_out(h, c))                                                 (AdaLN, scale first)
 Attention itself is unmasked (upstream's attn_mask_enabled=False); its output is zeroed on padding.
+An optional generic `global` input (vectors added to the time embedding through an MLP) exists only when
+`input_dims` sizes it; F5's own configurations leave it off, so the published keys are unchanged.
 """
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import torch
 from torch import nn
@@ -28,11 +30,16 @@ from ..modules.input_embedding import ConcatInputEmbedding
 from ..modules.rotary import RotaryEmbedding, apply_rotary
 from ..modules.text_embedding import ConvTextEmbedding
 from ..modules.timestep import TimestepEmbedding
-from ..protocols import Backbone
+from ..protocols import INPUT_GLOBAL, OUT_IDS, Backbone, InputSpec, generic_input
 from ..registry import BACKBONES
 from .drops import drop_masks
 
 DROP_GROUPS = ("audio", "text")
+INPUTS = {
+    "text": InputSpec("text_tokens", accepts=(OUT_IDS,), required=True,
+                      doc="character / pinyin ids padded with -1, cut or padded to the frames inside"),
+    INPUT_GLOBAL: generic_input(INPUT_GLOBAL, doc="vectors added to the time embedding through an MLP"),
+}
 TEXT_MAX_POSITIONS = 8192  # upstream's precomputed text position table (freqs_cis [8192, text_dim])
 
 
@@ -115,22 +122,32 @@ class F5DiT(Backbone):
         text_num_embeds: vocabulary size (lines of vocab.txt); the table has one more row (0 = filler).
         text_dim: text feature width (512); conv_layers: ConvNeXt-V2 blocks over the text (4).
         text_mask_padding: zero padding positions around every text block (True in v1; False = F5TTS_Base v0).
-        max_frames: accepted for the shared recipe interface (unused: F5 has no absolute frame limit).
+        input_dims: {"global": width} to add the optional global input.
 
     forward(x, cond, conditions, time, drop=None):
         x, cond: [B, T, latent_dim]; conditions: "text" int [B, n] character indices padded with -1
-        (or already [B, T]), optional "mask" [B, T] bool valid frames; time: [B] or scalar;
+        (or already [B, T]), optional "mask" [B, T] bool valid frames (the objective's, not a condition),
+        "global" [B, width] when built with it; time: [B] or scalar;
         drop: per-item [B] bool masks for "audio" (cond -> 0) and "text" (tokens -> filler).
     """
 
+    INPUTS = INPUTS
+
     def __init__(self, dim: int = 1024, depth: int = 22, heads: int = 16, dim_head: int = 64, ff_mult: int = 2,
                  dropout: float = 0.1, *, latent_dim: int = 100, text_num_embeds: int = 2545, text_dim: int = 512,
-                 conv_layers: int = 4, text_mask_padding: bool = True, max_frames: int | None = None):
+                 conv_layers: int = 4, text_mask_padding: bool = True, input_dims: dict[str, int] | None = None):
         super().__init__()
+        input_dims = dict(input_dims or {})
+        unknown = sorted(set(input_dims) - {INPUT_GLOBAL})
+        if unknown:
+            raise ValueError(f"dit_f5 has no optional input(s) {unknown}; optional: global")
+        self.global_dim = input_dims.get(INPUT_GLOBAL)
         self.dim, self.depth, self.latent_dim = dim, depth, latent_dim
         self.text_num_embeds, self.text_dim = text_num_embeds, text_dim
         self.text_mask_padding = bool(text_mask_padding)
         self.time_embed = TimestepEmbedding(dim)
+        if self.global_dim:
+            self.global_embed = nn.Sequential(nn.Linear(self.global_dim, dim), nn.SiLU(), nn.Linear(dim, dim))
         self.text_embed = ConvTextEmbedding(text_num_embeds + 1, text_dim, conv_layers, conv_mult=2,
                                             max_positions=TEXT_MAX_POSITIONS)
         self.input_embed = ConcatInputEmbedding(2 * latent_dim + text_dim, dim)
@@ -146,9 +163,12 @@ class F5DiT(Backbone):
         for block in self.transformer_blocks:
             nn.init.zeros_(block.attn_norm.linear.weight)
             nn.init.zeros_(block.attn_norm.linear.bias)
-        for layer in (self.norm_out.linear, self.proj_out):
+        for layer in (self.norm_out.linear, self.proj_out) + ((self.global_embed[2],) if self.global_dim else ()):
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)
+
+    def inputs(self) -> dict[str, InputSpec]:
+        return {k: v for k, v in self.INPUTS.items() if k != INPUT_GLOBAL or self.global_dim}
 
     def reset_buffers(self) -> None:
         """Recompute the buffers (call after `to_empty` from the meta device)."""
@@ -185,6 +205,8 @@ class F5DiT(Backbone):
         if time.ndim == 0:
             time = time.repeat(b)
         c = self.time_embed(time)
+        if self.global_dim:
+            c = c + self.global_embed(conditions[INPUT_GLOBAL].to(c.dtype))
         ids = frame_text(conditions["text"].to(x.device), t, lengths)
         text = self.embed_text(ids, drop_text, mask).to(x.dtype)
         cond = cond.to(x.dtype)

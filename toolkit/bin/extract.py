@@ -1,4 +1,4 @@
-"""Cache codec latents, style embeddings and lyric tokens per song (resumable, shardable).
+"""Cache codec latents and every configured condition's values per song (resumable, shardable, stamped).
 
     python -m toolkit.bin.extract --config CONF --manifest-dir EXP/data --out EXP/features [--shard 0/2] [k=v ...]
 """
@@ -13,8 +13,7 @@ from pathlib import Path
 from toolkit.bin.common import UsageError, friendly_errors
 from toolkit.config import load_config
 from toolkit.data.dataset import read_manifest
-from toolkit.data.extract import extract_all, shard_of, write_split_manifest
-from toolkit.models.diffrhythm.recipe import build_frontend
+from toolkit.data.extract import Extractor, extract_all, shard_of, write_split_manifest
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -25,17 +24,6 @@ def parse_shard(text: str) -> tuple[int, int]:
     if not 0 <= index < count:
         raise UsageError(f"--shard {text}: i must be in 0..n-1")
     return index, count
-
-
-def frontend(cfg):
-    """(codec, text conditioner, style conditioner) of the config's recipe; a recipe may provide its own
-    `build_frontend(cfg)` (F5-TTS: character tokens, no style), else DiffRhythm's wiring is used."""
-    from toolkit.registry import RECIPES
-
-    recipe_cls = RECIPES.get(cfg.recipe) if "recipe" in cfg else None
-    if recipe_cls is not None and hasattr(recipe_cls, "build_frontend"):
-        return recipe_cls.build_frontend(cfg)
-    return build_frontend(cfg.codec, cfg.lyrics, cfg.style, cfg.max_frames)
 
 
 @friendly_errors("toolkit-extract")
@@ -51,7 +39,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     shard, num_shards = parse_shard(args.shard)
     cfg = load_config(args.config, args.overrides)
-    codec, lyrics, style = frontend(cfg)
+    missing = [k for k in ("codec", "conditions", "max_frames") if k not in cfg]
+    if missing:
+        raise UsageError(f"{args.config} lacks {', '.join(missing)}: extraction needs the codec, the conditions and "
+                         "the model's frame window")
+    extractor = Extractor(cfg.codec, cfg.conditions, cfg.max_frames)
     splits = {}
     for split in args.splits.split(","):
         path = Path(args.manifest_dir) / f"{split}.jsonl"
@@ -60,13 +52,13 @@ def main(argv: list[str] | None = None) -> int:
     entries = [e for split_entries in splits.values() for e in split_entries]
     if not entries:
         raise UsageError(f"no songs in {args.manifest_dir} ({args.splits}): run the data stage first")
-    style_source = cfg.get("extract", {}).get("style_source", "audio")  # style_tags reads the songs' tags
-    report = extract_all(shard_of(entries, shard, num_shards), args.out, codec, lyrics, style, style_source)
+    report = extract_all(shard_of(entries, shard, num_shards), args.out, extractor)
     for split, split_entries in splits.items():  # the songs of each split that have features
         write_split_manifest(args.out, split, split_entries)
-    summary = {"done": len(report.done), "skipped (already extracted)": len(report.skipped),
-               "failed": report.failed}
-    print(json.dumps(summary, indent=1, ensure_ascii=False))
+    for part, count in report.remade.items():
+        print(f"toolkit-extract: {part} made again for {count} song(s): its settings changed since extraction",
+              file=sys.stderr)
+    print(json.dumps(report.summary(), indent=1, ensure_ascii=False))
     return 1 if report.failed and not (report.done or report.skipped) else 0
 
 

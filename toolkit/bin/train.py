@@ -10,7 +10,6 @@ Training resumes from EXP/checkpoints/last.pt when it exists. See docs/training.
 from __future__ import annotations
 
 import argparse
-import inspect
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -19,11 +18,10 @@ from toolkit.bin.common import UsageError, friendly_errors, register_user_error
 
 
 def _register_errors() -> None:
-    from toolkit.models.diffrhythm.checkpoints import CheckpointMismatchError
-    from toolkit.training.checkpoint import CheckpointError
+    from toolkit.generation.errors import user_errors
 
-    register_user_error(CheckpointError)
-    register_user_error(CheckpointMismatchError)
+    for cls in user_errors():
+        register_user_error(cls)
 
 
 def default_build_recipe(cfg):
@@ -34,8 +32,9 @@ def default_build_recipe(cfg):
     return build_recipe(cfg)
 
 
-def build_dataset(node: Any, features_dir: str | Path | None, seed: int):
-    """A dataset from a `data:` node; `features_dir` and `seed` are passed when the class takes them.
+def build_dataset(node: Any, features_dir: str | Path | None, seed: int, conditions: Any = None):
+    """A dataset from a `data:` node; the features folder, the seed and the recipe's conditions are passed when
+    the class takes them (and the node does not set them).
 
     A `valid:` entry inside the node is not a constructor argument (see `build_valid_dataset`).
     """
@@ -43,16 +42,14 @@ def build_dataset(node: Any, features_dir: str | Path | None, seed: int):
 
     name, kwargs = split_node(node, "dataset")
     kwargs.pop("valid", None)
-    params = inspect.signature(DATASETS.get(name).__init__).parameters
-    extra = {}
-    if features_dir is not None and "features_dir" in params and "features_dir" not in kwargs:
-        extra["features_dir"] = str(features_dir)
-    if "seed" in params and "seed" not in kwargs:
-        extra["seed"] = seed
-    return DATASETS.build({"type": name, **kwargs}, **extra)
+    offered = {"seed": seed, "conditions": conditions}
+    if features_dir is not None:
+        offered["features_dir"] = str(features_dir)
+    context = {k: v for k, v in offered.items() if k not in kwargs and v is not None}
+    return DATASETS.build({"type": name, **kwargs}, context=context)
 
 
-def build_valid_dataset(node: Any, features_dir, seed: int):
+def build_valid_dataset(node: Any, features_dir, seed: int, conditions: Any = None):
     """`data.valid: {...}` overrides the training node's arguments for a held-out validation dataset."""
     from toolkit.registry import split_node
 
@@ -62,7 +59,7 @@ def build_valid_dataset(node: Any, features_dir, seed: int):
     valid = kwargs.pop("valid", None)
     if not valid:
         return None
-    return build_dataset({"type": name, **kwargs, **valid}, features_dir, seed)
+    return build_dataset({"type": name, **kwargs, **valid}, features_dir, seed, conditions)
 
 
 def run_training(config: str, exp: str, features: str | None, overrides: list[str],
@@ -86,8 +83,9 @@ def run_training(config: str, exp: str, features: str | None, overrides: list[st
     seed_everything(train_cfg.seed)  # the same initial weights on every process and every run
     recipe = (build_recipe or default_build_recipe)(cfg)
     data = to_plain(cfg.data)
-    dataset = build_dataset(data, features, train_cfg.seed)
-    valid = build_valid_dataset(data, features, train_cfg.seed)
+    conditions = recipe.conditions
+    dataset = build_dataset(data, features, train_cfg.seed, conditions)
+    valid = build_valid_dataset(data, features, train_cfg.seed, conditions)
     trainer = Trainer(recipe, dataset, exp_dir, cfg, valid_dataset=valid, accelerator=accelerator)
     summary = trainer.fit()
     accelerator.end_training()
@@ -98,17 +96,17 @@ def export_lora(checkpoint: str, out: str, use_ema: bool = True) -> Path:
     """Merge the LoRA adapters of a trainer checkpoint into plain weights.
 
     Writes {"format_version", "model_state_dict", "config" (train.lora removed), "toolkit_version"}: it loads
-    with read_model_weights / train.init_from into the recipe built without LoRA.
+    with train.init_from into the recipe built without LoRA.
     """
     import copy
 
     from toolkit import __version__
     from toolkit.io import atomic_torch_save
-    from toolkit.training.checkpoint import FORMAT_VERSION, load_checkpoint, read_model_weights
+    from toolkit.checkpoints import FORMAT_VERSION, load_checkpoint, read_weights
     from toolkit.training.lora import has_lora, merge_lora_state_dict
 
     ckpt = load_checkpoint(checkpoint)
-    state = read_model_weights(checkpoint, use_ema=use_ema)
+    state = read_weights(checkpoint, prefer_ema=use_ema)
     if not has_lora(state):
         raise UsageError(f"{checkpoint} has no LoRA adapters (train.lora.rank was 0): its weights are plain already")
     merged = merge_lora_state_dict(state)

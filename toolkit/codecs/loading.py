@@ -10,6 +10,7 @@ from typing import Mapping
 import torch
 from torch import nn
 
+from ..checkpoints import read_file
 from ..weights import WeightsMismatchError, load_strict  # noqa: F401  (the codecs' loader)
 
 
@@ -35,15 +36,9 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     `state_dict` / `model_state_dict` / `model` when the tensors sit under one of those.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"weights file {path} does not exist")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file  # a core dependency, imported only when needed
-
-        return dict(load_file(str(path), device="cpu"))
-    if is_torchscript_file(path):
+    if path.is_file() and is_torchscript_file(path):
         return {k: v.detach().clone() for k, v in jit_load(path).state_dict().items()}
-    obj = torch.load(path, map_location="cpu", weights_only=True)
+    obj = read_file(path)
     for key in ("state_dict", "model_state_dict", "model"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]

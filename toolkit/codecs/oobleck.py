@@ -65,6 +65,16 @@ class OobleckCodec(Codec):
         self.eval()
         self.requires_grad_(False)
 
+    @classmethod
+    def geometry(cls, *, sample_rate: int = 44100, channels: int = 2, latent_dim: int = 64,
+                 strides: Sequence[int] = (2, 4, 4, 8, 8), **_: object) -> dict[str, object]:
+        """From the arguments alone: a scripted or weights file is not read."""
+        hop = 1
+        for s in strides:
+            hop *= int(s)
+        return {"sample_rate": int(sample_rate), "channels": int(channels), "hop_length": hop,
+                "latent_dim": int(latent_dim), "frame_rate": int(sample_rate) / hop}
+
     # -- weights -------------------------------------------------------------------------------------------------
     def load_weights(self, path: str | Path) -> None:
         """Load a state dict or TorchScript file (either weight-norm layout) strictly into the native module."""

@@ -21,7 +21,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import torch
 
-from ..protocols import GLOBAL, Conditioner
+from ..protocols import OUT_IDS, Conditioner
 from ..registry import CONDITIONERS
 
 TOKENIZERS = ("char", "pinyin", "byte")
@@ -154,18 +154,17 @@ class CharTokens(Conditioner):
         vocab: path of a vocab.txt, a list of tokens, or None for the built-in ASCII vocab
             (space + printable ASCII; byte tokenizer: ignored, 256 values).
         tokenizer: "char", "pinyin" or "byte".
-        key: the conditions entry the backbone reads ("text").
     prepare(text) -> int64 [n] (not frame-aligned: the backbone pads it to the frames).
     """
 
-    placement = GLOBAL
+    output_kind = OUT_IDS
+    default_source = "lyrics"  # a manifest's transcript (toolkit.bin.prepare reads the .txt beside a clip)
 
-    def __init__(self, vocab: str | Sequence[str] | None = None, tokenizer: str = "char", key: str = "text",
-                 frame_rate: float | None = None, max_frames: int | None = None):
+    def __init__(self, vocab: str | Sequence[str] | None = None, tokenizer: str = "char"):
         super().__init__()
         if tokenizer not in TOKENIZERS:
             raise ValueError(f"unknown tokenizer {tokenizer!r}; choose one of {TOKENIZERS}")
-        self.tokenizer, self.key = tokenizer, key
+        self.tokenizer = tokenizer
         if tokenizer == "byte":
             self.vocab = [chr(i) for i in range(256)]
             self.vocab_path = None
@@ -204,13 +203,12 @@ class CharTokens(Conditioner):
             raise TypeError(f"char_tokens prepares a transcript string, got {type(value).__name__}")
         return torch.tensor(self.encode(value), dtype=torch.long)
 
-    def token_lines(self, value: Any, num_frames: int | None = None) -> list[tuple[float, list[int]]]:
-        """The transcript as one line at time 0 (the shape feature extraction caches)."""
-        return [(0.0, self.encode(value))] if isinstance(value, str) and value.strip() else []
+    def extract(self, value: Any, span: Any) -> torch.Tensor | None:
+        """A transcript's ids; None for a missing or blank one (the dataset leaves such items out)."""
+        return self.prepare(value) if isinstance(value, str) and value.strip() else None
 
-    @staticmethod
-    def collate(prepared: Sequence[torch.Tensor]) -> torch.Tensor:
-        return pad_sequences(prepared)
+    def collate(self, values: Sequence[torch.Tensor]) -> torch.Tensor:
+        return pad_sequences(values)
 
     def null(self, batch_size: int, num_frames: int | None = None) -> torch.Tensor:
         return torch.full((batch_size, num_frames or 1), PAD, dtype=torch.long)

@@ -15,15 +15,16 @@ window start, lines outside [0, window) dropped, and the latent cropped at the l
 from __future__ import annotations
 
 import random
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 import torch
 
-from ..protocols import FRAME_ALIGNED, Conditioner
+from ..protocols import OUT_FRAME_IDS, Conditioner
 from ..registry import CONDITIONERS
-from .lrc import Lrc, LrcLine, looks_like_lrc, parse_lrc, plain_lines, time_evenly
+from ..lrc import Lrc, LrcLine, lines_in_window, looks_like_lrc, parse_lrc, plain_lines, time_evenly
 
 UPSTREAM_SAMPLE_RATE, UPSTREAM_HOP = 44100, 2048
 UPSTREAM_FRAME_RATE = UPSTREAM_SAMPLE_RATE / UPSTREAM_HOP  # 21.533203125, exact in binary
@@ -61,6 +62,24 @@ def kept_lines(lines: Sequence[TokenLine], max_secs: float | None, max_frames: i
     return kept
 
 
+def layout(lines: Sequence[TokenLine], num_frames: int, frame_rate: float = UPSTREAM_FRAME_RATE,
+           shift_frames: int = 0) -> list[tuple[int, list[int], int]]:
+    """Where each line lands: [(start frame, tokens as placed, how many of them fit)] in the given order.
+
+    A line starts at its frame, pushed right while the previous line is still placing, and is cut at the
+    sequence end; an empty line (an instrumental gap) places nothing.
+    """
+    out, last_end = [], 0
+    for t, tokens in lines:
+        placed = line_tokens(tokens)
+        start = max(time_to_frame(t, frame_rate) - shift_frames, last_end)
+        n = max(0, min(len(placed), num_frames - start)) if placed else 0
+        out.append((start, placed, n))
+        if placed:
+            last_end = start + n
+    return out
+
+
 def place_tokens(lines: Sequence[TokenLine], num_frames: int, *, frame_rate: float = UPSTREAM_FRAME_RATE,
                  max_secs: float | None = None, max_frames: int | None = None, shift_frames: int = 0) -> torch.Tensor:
     """[(seconds, tokens), ...] in file order -> int64 [num_frames] (0 = no token).
@@ -69,17 +88,35 @@ def place_tokens(lines: Sequence[TokenLine], num_frames: int, *, frame_rate: flo
     dataset draws it as randint(-0, 0), i.e. 0).
     """
     out = torch.zeros(num_frames, dtype=torch.long)
-    last_end = 0
-    for t, tokens in kept_lines(lines, max_secs, max_frames):
-        placed = line_tokens(tokens)
-        if not placed:
-            continue  # an instrumental gap
-        start = max(time_to_frame(t, frame_rate) - shift_frames, last_end)
-        n = max(0, min(len(placed), num_frames - start))
+    for start, placed, n in layout(kept_lines(lines, max_secs, max_frames), num_frames, frame_rate, shift_frames):
         if n:
             out[start:start + n] = torch.tensor(placed[:n], dtype=torch.long)
-        last_end = start + n
     return out
+
+
+# Tokens that voice nothing: , . ? ! and the word boundary, and : ; ' ... (vocabulary ids + 1)
+SILENT_TOKENS = frozenset({1, 2, 3, 4, 5, 360, 361, 362, 363})
+
+
+@dataclass
+class LinePlacement:
+    """How one lyric line fares in a song: its status, and how many of its tokens fit.
+
+    status: "placed" (all of it), "cut" (fewer tokens fit than it has), "after_end" (it starts after the
+    song ends), "end_marker" (the base model's last line, which marks the end and is not sung), "gap" (no
+    text), "silent" (text with nothing the tokenizer can voice; `script` names the script when known).
+    """
+
+    time: float
+    text: str
+    status: str
+    tokens: int = 0
+    placed: int = 0
+    script: str | None = None
+
+    @property
+    def sung(self) -> bool:
+        return self.status in ("placed", "cut")
 
 
 class NoLyricsInWindowError(ValueError):
@@ -92,11 +129,6 @@ class WindowedLyrics:
     end_frame: int              # latent frames to keep from the window start (crop point)
     start_time: float           # window start in seconds
     lines: list[TokenLine]      # shifted lines that were placed
-
-
-def lines_in_window(lines: Sequence[TokenLine], offset: float, seconds: float) -> list[TokenLine]:
-    """Lines moved `offset` seconds earlier, kept (in the given order) when they start in [0, seconds)."""
-    return [(t - offset, tok) for t, tok in lines if 0 <= t - offset < seconds]
 
 
 def window_lines(lines: Sequence[TokenLine], start_frame: int, *, max_frames: int,
@@ -132,12 +164,12 @@ def random_window_start(num_latent_frames: int, max_frames: int, rng: random.Ran
 class LyricsLrcConditioner(Conditioner):
     """Time-stamped lyrics (LRC, parsed lines or plain text) -> frame-aligned phoneme tokens."""
 
-    key = "lyrics"
-    placement = FRAME_ALIGNED
+    output_kind = OUT_FRAME_IDS
+    default_source = "lyrics"  # a manifest's LRC or plain lyrics
 
     def __init__(self, max_frames: int = BASE_MAX_FRAMES, language: str = "auto",
                  frame_rate: float = UPSTREAM_FRAME_RATE, strict: bool = False, vocal_start: float = 0.0,
-                 sample_rate: int | None = None):
+                 end_at_last_line: bool = False, min_frames: int = 1):
         super().__init__()
         from .g2p.tokenizer import PhonemeTokenizer
 
@@ -145,7 +177,8 @@ class LyricsLrcConditioner(Conditioner):
         self.frame_rate = float(frame_rate)
         self.language = language
         self.vocal_start = float(vocal_start)
-        self.sample_rate = sample_rate  # given by the recipe with frame_rate; kept for the config dump
+        # Upstream's base-model training rule: a window ends at its last LRC line, which marks the song end.
+        self.end_at_last_line, self.min_frames = bool(end_at_last_line), int(min_frames)
         self.tokenizer = PhonemeTokenizer(language, strict=strict)
         from .g2p.vocab import num_symbols
 
@@ -177,8 +210,54 @@ class LyricsLrcConditioner(Conditioner):
                 result.append(LrcLine(float(t), str(text)))
         return result
 
+    def encode_line(self, text: str) -> tuple[list[int], str | None]:
+        """(tokens, script) of one line: a line in a script no voice reads gives no tokens (an error in strict
+        mode) and the script's name, so one such line does not stop a song."""
+        from .g2p.languages import UnsupportedLanguageError, char_script
+
+        if not text:
+            return [], None
+        try:
+            tokens = self.tokenizer.encode(text)
+        except UnsupportedLanguageError:
+            if self.tokenizer.strict:
+                raise
+            tokens = []
+        if any(t not in SILENT_TOKENS for t in tokens):
+            return tokens, None
+        scripts = Counter(char_script(ch) for ch in text if ch.isalpha())
+        return tokens, (scripts.most_common(1)[0][0].title() if scripts else None)
+
     def token_lines(self, value: Any, num_frames: int) -> list[TokenLine]:
-        return [(line.time, self.tokenizer.encode(line.text)) for line in self.lines(value, num_frames)]
+        return [(line.time, self.encode_line(line.text)[0]) for line in self.lines(value, num_frames)]
+
+    def report(self, value: Any, num_frames: int) -> list[LinePlacement]:
+        """Every line of `value` for a song of num_frames frames, with what placement does to it (the same
+        rule as `prepare`), so a front end can say which lines are sung, cut or left out, and why."""
+        lines = self.lines(value, num_frames)
+        max_secs = num_frames / self.frame_rate
+        inside = [i for i, line in enumerate(lines) if line.time < max_secs]
+        marker = inside[-1] if inside and self.max_frames == BASE_MAX_FRAMES else None
+        report, placed_lines = [], []  # every kept line with text takes frames, silent ones their punctuation
+        for i, line in enumerate(lines):
+            if i not in inside:
+                report.append(LinePlacement(line.time, line.text, "after_end"))
+            elif i == marker:
+                report.append(LinePlacement(line.time, line.text, "end_marker"))
+            elif not line.text:
+                report.append(LinePlacement(line.time, line.text, "gap"))
+            else:
+                tokens, script = self.encode_line(line.text)
+                status = "silent" if script is not None or not any(t not in SILENT_TOKENS for t in tokens) else ""
+                report.append(LinePlacement(line.time, line.text, status, script=script))
+                placed_lines.append((len(report) - 1, line.time, tokens))
+        where = layout([(t, tok) for _, t, tok in placed_lines], num_frames, self.frame_rate)
+        for (index, _, _), (_, placed, n) in zip(placed_lines, where, strict=True):
+            entry = report[index]
+            entry.tokens, entry.placed = len(placed), n
+            if not entry.status:
+                entry.status = "placed" if n == len(placed) else "cut"
+        return report
 
     def prepare(self, value: Any, *, num_frames: int | None = None, audio_length: float | None = None) -> torch.Tensor:
         """LRC text or file Path / Lrc / [(seconds, text)] / plain lyrics -> int64 [num_frames] tokens.
@@ -194,3 +273,42 @@ class LyricsLrcConditioner(Conditioner):
 
     def null(self, batch_size: int, num_frames: int | None = None) -> torch.Tensor:
         return torch.zeros(batch_size, num_frames or self.max_frames, dtype=torch.long)
+
+    # ------------------------------------------------------------------------------------- data path
+    def extract(self, value: Any, span: Any) -> list[TokenLine]:
+        """A song's lyrics (LRC or plain text, None for none) -> its lines as (seconds, token ids), sorted."""
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return []
+        lines = self.token_lines(value, span.frames)
+        return sorted(((float(t), [int(x) for x in tok]) for t, tok in lines), key=lambda line: line[0])
+
+    def limit_window(self, cached: list[TokenLine], span: Any) -> Any:
+        """With `end_at_last_line`, the window ends at its last line (kept when it leaves min_frames)."""
+        if not self.end_at_last_line:
+            return span
+        inside = lines_in_window(cached, span.start_seconds, span.seconds)
+        if len(inside) > 1:
+            end = time_to_frame(inside[-1][0], span.frame_rate)
+            if end >= self.min_frames:
+                return span.shortened(end)
+        return span
+
+    def crop(self, cached: list[TokenLine], span: Any) -> torch.Tensor:
+        """The lines inside the window, shifted to it and placed on its frames (a line cut at the window end).
+        A window shortened at its last line leaves that line (the end marker) out."""
+        inside = lines_in_window(cached, span.start_seconds, span.seconds)
+        return place_tokens(inside, span.frames, frame_rate=span.frame_rate)
+
+    def collate(self, values: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Pad to the longest window with filler 0."""
+        n = max(int(v.shape[0]) for v in values)
+        out = torch.zeros(len(values), n, dtype=torch.long)
+        for i, v in enumerate(values):
+            out[i, :v.shape[0]] = v
+        return out
+
+    def from_request(self, value: Any, span: Any) -> torch.Tensor:
+        """LRC (or plain lyrics) for a generated song of span.frames frames; None or "" is instrumental."""
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return torch.zeros(span.frames, dtype=torch.long)
+        return self.prepare(value, num_frames=span.frames)

@@ -1,5 +1,8 @@
 """Start time and duration conditions: one scalar in [0, 1] per item (docs/reference/diffrhythm.md §3.3).
 
+Both are derived from the frames a value is prepared for (a training window, a generated song), so a
+`conditions:` entry gives them `source: null`: nothing is cached at extraction.
+
 Upstream feeds both through sinusoidal timestep embeddings added to the time embedding:
   start_time = start_frame / total_song_frames   (where a training crop starts in its song; 0 at inference)
   duration   = end_frame / max_frames            (the generated length; only the 6144-frame model reads it)
@@ -15,7 +18,7 @@ from typing import Any, Mapping
 
 import torch
 
-from ..protocols import GLOBAL, Conditioner
+from ..protocols import OUT_SCALAR, Conditioner
 from ..registry import CONDITIONERS
 
 KINDS = ("start_time", "duration")
@@ -38,15 +41,15 @@ class ScalarTime(Conditioner):
       (default max_frames).
     """
 
-    placement = GLOBAL
+    output_kind = OUT_SCALAR
+    default_source = None  # derived from the window or the planned length
+    output_dim = 1
 
-    def __init__(self, kind: str = "start_time", *, key: str | None = None, max_frames: int | None = None,
-                 frame_rate: float | None = None, sample_rate: int | None = None, latent_dim: int | None = None):
+    def __init__(self, kind: str = "start_time", *, max_frames: int | None = None, frame_rate: float | None = None):
         super().__init__()
         if kind not in KINDS:
             raise ValueError(f"scalar_time: kind must be one of {', '.join(KINDS)}, not {kind!r}")
         self.kind = kind
-        self.key = key or kind
         self.max_frames = None if max_frames is None else int(max_frames)
         self.frame_rate = None if frame_rate is None else float(frame_rate)
 
@@ -93,6 +96,24 @@ class ScalarTime(Conditioner):
                                      f"frames{limit}")
         return torch.tensor(frame / window, dtype=torch.float32)
 
+    # ------------------------------------------------------------------------------------- data path
+    def extract(self, value: Any, span: Any) -> None:
+        return None  # derived from the window, nothing to cache
+
+    def crop(self, cached: Any, span: Any) -> torch.Tensor:
+        """A training window: start time = window start / song frames; duration = window frames / max_frames
+        (upstream's training values)."""
+        if self.kind == "start_time":
+            return torch.tensor(span.start / span.total, dtype=torch.float32)
+        return torch.tensor(span.frames / span.max_frames, dtype=torch.float32)
+
+    def from_request(self, value: Any, span: Any) -> torch.Tensor:
+        """A generated song starts at 0 (upstream's inference) unless a start is given; its duration is its
+        planned length over the model window."""
+        if self.kind == "start_time":
+            return self.prepare(value, num_frames=span.total)
+        return self.prepare({"frames": span.frames}, num_frames=span.max_frames)
+
     def forward(self, prepared: torch.Tensor) -> torch.Tensor:
         if prepared.dim() != 1:
             raise TimeConditionError(f"scalar_time.forward takes [B] scalars, not {list(prepared.shape)}")
@@ -103,4 +124,4 @@ class ScalarTime(Conditioner):
         return torch.zeros(batch_size)
 
     def extra_repr(self) -> str:
-        return f"kind={self.kind}, key={self.key}, max_frames={self.max_frames}, frame_rate={self.frame_rate}"
+        return f"kind={self.kind}, max_frames={self.max_frames}, frame_rate={self.frame_rate}"

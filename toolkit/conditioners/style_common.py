@@ -1,7 +1,7 @@
 """What the style conditioners share: the output contract, style inputs, clip selection, the negative style.
 
-Every style conditioner (style_mulan, style_features, style_tags) has key "style", is GLOBAL and
-returns [B, 512] from `forward`, so swapping them is one config override (`style=style_features`).
+Every style conditioner (style_mulan, style_features, style_tags) returns [B, 512] vectors from `forward`,
+so swapping them is one config override (`conditions.style.conditioner=style_tags`).
 `null()` is the zero vector (what training writes for a dropped style); `negative()` is the vector the
 unconditional branch of classifier-free guidance uses at inference (upstream DiffRhythm uses a fixed
 negative style embedding there, not zeros).
@@ -20,7 +20,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..protocols import GLOBAL, Conditioner
+from ..audio import middle_start
+from ..protocols import OUT_VECTOR, Conditioner
 
 STYLE_DIM = 512
 # Audio formats a style value may name; a string with one of these suffixes is always a path, so a
@@ -133,15 +134,6 @@ def embedding_from(payload: Any, dim: int = STYLE_DIM) -> torch.Tensor:
 # Clip selection (the upstream rule: a clip from the middle of the song)
 
 
-def middle_start(duration: float, clip_seconds: float) -> float:
-    """Upstream DiffRhythm's start of the style clip: floor(duration / 2) - clip / 2 (seconds), never < 0.
-
-    Upstream computes `audio_len // 2 - 5` for a 10 s clip, i.e. the floor of half the duration (a whole
-    second); a song of at least `clip_seconds` always gets a full clip inside it.
-    """
-    return max(0.0, math.floor(duration / 2.0) - clip_seconds / 2.0)
-
-
 def loop_to_length(wav: torch.Tensor, num_samples: int) -> torch.Tensor:
     """Repeat a [N] clip end to start until it is `num_samples` long (then cut)."""
     n = wav.shape[-1]
@@ -210,26 +202,31 @@ def _check_not_silent(wav: torch.Tensor, origin: str) -> None:
 
 
 class StyleConditioner(Conditioner):
-    """Base of the style conditioners: key "style", GLOBAL, forward -> [B, 512], zeros as null.
+    """Base of the style conditioners: forward -> [B, 512] vectors, zeros as null.
 
     `negative`: what `negative()` returns for guidance, given as any value `prepare` accepts (an
     embedding file, audio, a text prompt or tags, depending on the conditioner), or None for zeros.
-    `sample_rate`, `frame_rate`, `latent_dim`: derived values a recipe may hand to every conditioner;
-    a style conditioner does not use them.
     """
 
-    key = "style"
-    placement = GLOBAL
-    dim = STYLE_DIM
+    output_kind = OUT_VECTOR
+    default_source = "path"  # the song's own audio (style_tags: its tags)
+    output_dim = dim = STYLE_DIM
 
-    def __init__(self, *, negative: Any = None, sample_rate: int | None = None, frame_rate: float | None = None,
-                 latent_dim: int | None = None):
+    def __init__(self, *, negative: Any = None):
         super().__init__()
         self.negative_source = os.fspath(negative) if isinstance(negative, os.PathLike) else negative
         self._negative: torch.Tensor | None = None
 
     @abstractmethod
     def prepare(self, value: Any, *, num_frames: int | None = None) -> torch.Tensor: ...
+
+    def extract(self, value: Any, span: Any) -> torch.Tensor:
+        """A manifest field: the song's audio path, or its tags (a list) as a text prompt."""
+        if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+            value = {"text": ", ".join(value)}
+        elif isinstance(value, (str, os.PathLike)):
+            value = {"audio": os.fspath(value)}
+        return self.prepare(value).float()
 
     def null(self, batch_size: int, num_frames: int | None = None) -> torch.Tensor:
         """Zeros [B, 512]: a dropped style (what training drops to)."""

@@ -122,8 +122,8 @@ class FeatureStyle(StyleConditioner):
     """
 
     def __init__(self, *, sample_rate_hz: int = 22050, clip_seconds: float = 10.0, min_seconds: float = 1.0,
-                 seed: int = 1234, negative: Any = None, **derived: Any):
-        super().__init__(negative=negative, **derived)
+                 seed: int = 1234, negative: Any = None):
+        super().__init__(negative=negative)
         self.analysis_rate = int(sample_rate_hz)
         self.clip_seconds = float(clip_seconds)
         self.min_seconds = float(min_seconds)
@@ -137,7 +137,7 @@ class FeatureStyle(StyleConditioner):
             return embedding_from(payload, STYLE_DIM)
         if kind == "text":
             raise StyleError(f"style_features describes audio and cannot embed the text prompt {payload!r}; "
-                             "use style=style_tags (genre/mood/instrument tags) or style=style_mulan (MuQ-MuLan text) "
+                             "use conditions.style.conditioner=style_tags (genre/mood/instrument tags) or conditions.style.conditioner=style_mulan (MuQ-MuLan text) "
                              "for text prompts, or give a reference audio file")
         if kind == "audio":
             wav, _ = load_middle_clip(payload, self.analysis_rate, self.clip_seconds, self.min_seconds)

@@ -39,7 +39,7 @@ WHERE_PUBLISHED = (
     "  huggingface-cli download OpenMuQ/MuQ-MuLan-large --local-dir DIR\n"
     f"  huggingface-cli download OpenMuQ/MuQ-large-msd-iter --local-dir DIR/{AUDIO_TOWER_DIR}\n"
     f"  huggingface-cli download FacebookAI/xlm-roberta-base --local-dir DIR/{TEXT_TOWER_DIR}\n"
-    "and set style.path=DIR. The MuQ and MuQ-MuLan weights are licensed CC-BY-NC 4.0 (non-commercial; muq code "
+    "and set conditions.style.conditioner.path=DIR. The MuQ and MuQ-MuLan weights are licensed CC-BY-NC 4.0 (non-commercial; muq code "
     "MIT); xlm-roberta-base is MIT. See docs/style.md.")
 
 
@@ -62,12 +62,14 @@ class MuLanStyle(StyleConditioner):
     The MuLan model is kept outside this module's parameters: it never enters a recipe checkpoint.
     """
 
+    loads_weights = True
+
     def __init__(self, path: str | os.PathLike | None = None, *, audio_tower: str | os.PathLike | None = None,
                  text_tower: str | os.PathLike | None = None, negative: Any = SHIPPED_NEGATIVE,
-                 short_audio: str = "loop", min_seconds: float = 1.0, device: str = "cpu", **derived: Any):
+                 short_audio: str = "loop", min_seconds: float = 1.0, device: str = "cpu"):
         if negative == SHIPPED_NEGATIVE:
             negative = str(default_negative_style_path())
-        super().__init__(negative=negative, **derived)
+        super().__init__(negative=negative)
         if short_audio not in ("loop", "whole"):
             raise ValueError(f"style_mulan: short_audio must be 'loop' or 'whole', not {short_audio!r}")
         self.path = None if path is None else Path(path)
@@ -90,8 +92,8 @@ class MuLanStyle(StyleConditioner):
     def _folders(self) -> tuple[Path, Path, Path]:
         if self.path is None:
             raise MuLanLoadError(
-                "style_mulan needs the folder of the MuQ-MuLan-large weights: set style.path=DIR "
-                "(or use style=style_features, which needs no weights).\n" + WHERE_PUBLISHED)
+                "style_mulan needs the folder of the MuQ-MuLan-large weights: set conditions.style.conditioner.path=DIR "
+                "(or use conditions.style.conditioner=style_features, which needs no weights).\n" + WHERE_PUBLISHED)
         root = self.path
         audio = self.audio_tower or root / AUDIO_TOWER_DIR
         text = self.text_tower or root / TEXT_TOWER_DIR

@@ -59,9 +59,11 @@ class TagStyle(StyleConditioner):
     tag embeddings before the projection to 512. negative: a tag prompt for the guidance negative, or None (zeros).
     """
 
+    default_source = "tags"  # a manifest's genres and moods
+
     def __init__(self, *, vocabulary: str | os.PathLike | None = None, extra_tags: Sequence[str] = (),
-                 strict: bool = False, embed_dim: int = 256, negative: Any = None, **derived: Any):
-        super().__init__(negative=negative, **derived)
+                 strict: bool = False, embed_dim: int = 256, negative: Any = None):
+        super().__init__(negative=negative)
         self.tags: list[str] = []
         self.index: dict[str, int] = {}
         extras = SEPARATORS.split(extra_tags) if isinstance(extra_tags, str) else list(extra_tags)
@@ -88,13 +90,13 @@ class TagStyle(StyleConditioner):
             kind, payload = parse_style_value(value)
             if kind != "text":
                 raise StyleError(f"style_tags embeds tag prompts such as 'pop, piano, happy', not {kind} "
-                                 f"({payload!r:.60}); use style=style_features or style=style_mulan for audio")
+                                 f"({payload!r:.60}); use conditions.style.conditioner=style_features or conditions.style.conditioner=style_mulan for audio")
             tags = split_prompt(payload)
         known = [self.index[t] for t in tags if t in self.index]
         unknown = [t for t in tags if t not in self.index]
         if unknown:
             message = (f"style_tags: unknown tag(s) {', '.join(repr(t) for t in unknown)}; known tags: "
-                       f"{', '.join(self.tags)}. Add tags with style.extra_tags=[...]")
+                       f"{', '.join(self.tags)}. Add tags with conditions.style.conditioner.extra_tags=[...]")
             if self.strict:
                 raise StyleError(message)
             warnings.warn(message + " (ignored)", stacklevel=2)

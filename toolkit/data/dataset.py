@@ -1,23 +1,25 @@
-"""Training dataset over cached song features (written by `toolkit.bin.extract`).
+"""Training dataset over cached features (written by `toolkit.bin.extract`), for any configured conditions.
 
-Each song's feature file holds its latent [T, D], its lyric lines as (seconds, token ids) and its
-prepared style. An item is a random window (toolkit.data.windows) drawn from a generator keyed on
-(seed, step, position), so items do not depend on worker or process counts; lyric tokens are placed
-on the window's frames by the lyrics conditioner's placement rule.
+Each song's feature file holds its latent [T, D], its frame rate and, per condition, what the condition's
+conditioner cached (`conditions`), plus the stamps of the settings that made them (toolkit.data.extract).
+An item is a window of the latent (toolkit.data.windows) drawn from a generator keyed on (seed, step,
+position), so items do not depend on worker or process counts; each conditioner crops its cached value to
+the window. The dataset takes the recipe's condition set (`conditions`), so a condition added in a config
+reaches training with no code here.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 
-from ..protocols import Dataset
-from ..conditioners.lyrics_lrc import place_tokens
-from ..registry import DATASETS
 from ..keyed_random import keyed_generator
+from ..protocols import Dataset
+from ..registry import DATASETS
 from .windows import choose_window
 
 FEATURE_SUFFIX = ".pt"
@@ -53,16 +55,34 @@ def load_split_features(features_dir: str | Path, split: str, what: str = "song"
 
 @DATASETS.register("latent_windows")
 class LatentWindows(Dataset):
-    """Random windows of cached song latents with lyrics shifted into the window and the start time."""
+    """Windows of cached latents with every configured condition cropped to the window.
 
-    def __init__(self, features_dir: str, split: str = "train", max_frames: int = 2048, seed: int = 0,
-                 end_at_last_line: bool = False, min_frames: int = 1):
+    Args:
+        features_dir, split: the extract stage's folder and the split's manifest in it.
+        conditions: the recipe's toolkit.conditions.ConditionSet (given by the trainer).
+        max_frames: the window; window: "random" (a random crop) or "start" (from the first frame);
+        require: conditions a song must have a value for (e.g. a transcript), others are left out;
+        min_frames: shorter songs are left out; seed: base seed of the windows.
+    """
+
+    def __init__(self, features_dir: str, conditions: Any, split: str = "train", max_frames: int = 2048,
+                 window: str = "random", require: Sequence[str] = (), min_frames: int = 1, seed: int = 0):
         self.features_dir = Path(features_dir)
-        self.songs = load_split_features(self.features_dir, split)
+        self.conditions, self.window = conditions, window
+        songs = load_split_features(self.features_dir, split)
+        stale = [s["id"] for s in songs if not set(conditions.specs) <= set(s.get("conditions", {}))]
+        if stale:
+            raise ValueError(f"{len(stale)} feature file(s) in {self.features_dir} lack condition(s) of this config "
+                             f"(e.g. {stale[:3]}): rerun the extract stage with the same config")
+        unknown = sorted(set(require) - set(conditions.specs))
+        if unknown:
+            raise ValueError(f"data.require names {unknown}, which are not conditions ({sorted(conditions.specs)})")
+        self.songs = [s for s in songs if s["latent"].shape[0] >= min_frames
+                      and all(_present(s["conditions"][name]) for name in require)]
         if not self.songs:
-            raise ValueError(f"{self.features_dir / f'{split}.jsonl'} lists no songs")
+            raise ValueError(f"{self.features_dir / f'{split}.jsonl'} lists no usable song (at least {min_frames} "
+                             f"frames{' and a value for ' + ', '.join(require) if require else ''})")
         self.max_frames, self.seed = int(max_frames), int(seed)
-        self.end_at_last_line, self.min_frames = end_at_last_line, int(min_frames)
         self.lengths = [min(int(s["latent"].shape[0]), self.max_frames) for s in self.songs]
 
     def __len__(self) -> int:
@@ -71,33 +91,31 @@ class LatentWindows(Dataset):
     def __getitem__(self, key: int | Sequence[int]) -> dict[str, Any]:
         index, step, position = (key, 0, key) if isinstance(key, int) else key
         song = self.songs[index]
-        latent = song["latent"]
-        lines = [(float(t), list(tok)) for t, tok in zip(song["line_times"], song["line_tokens"])]
-        window = choose_window(latent.shape[0], self.max_frames, lines, float(song["frame_rate"]),
-                               keyed_generator(self.seed, "window", step, position),
-                               self.end_at_last_line, self.min_frames)
-        tokens = place_tokens(window.lines, window.frames, frame_rate=float(song["frame_rate"]))
+        latent, cached = song["latent"], song["conditions"]
+        span = choose_window(latent.shape[0], self.max_frames, float(song["frame_rate"]),
+                             keyed_generator(self.seed, "window", step, position), self.window)
+        for name, conditioner in self.conditions.items():
+            span = conditioner.limit_window(cached[name], span)
         return {
-            "latent": latent[window.start:window.start + window.frames].float(),
-            "lyrics": tokens,
-            "style": song["style"],
-            "start_time": torch.tensor(window.start_time, dtype=torch.float32),
+            "latent": latent[span.start:span.start + span.frames].float(),
+            "conditions": {name: c.crop(cached[name], span) for name, c in self.conditions.items()},
             "sample_index": position,
         }
 
-    @staticmethod
-    def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
-        """Pad latents and lyrics to the longest item of the batch (padding frames are zero / filler)."""
+    def collate(self, items: list[dict[str, Any]]) -> dict[str, Any]:
+        """Latents padded with zeros to the longest item; each condition batched by its conditioner."""
         lens = torch.tensor([item["latent"].shape[0] for item in items])
-        frames, dim = int(lens.max()), items[0]["latent"].shape[1]
-        latent = torch.zeros(len(items), frames, dim)
-        lyrics = torch.zeros(len(items), frames, dtype=torch.long)
+        latent = torch.zeros(len(items), int(lens.max()), items[0]["latent"].shape[1])
         for i, item in enumerate(items):
             latent[i, :lens[i]] = item["latent"]
-            lyrics[i, :lens[i]] = item["lyrics"][:lens[i]]
-        return {
-            "latent": latent, "lyrics": lyrics, "lens": lens,
-            "style": torch.stack([item["style"] for item in items]),
-            "start_time": torch.stack([item["start_time"] for item in items]),
-            "sample_index": torch.tensor([item["sample_index"] for item in items]),
-        }
+        return {"latent": latent, "lens": lens,
+                "conditions": self.conditions.collate([item["conditions"] for item in items]),
+                "sample_index": torch.tensor([item["sample_index"] for item in items])}
+
+
+def _present(value: Any) -> bool:
+    if value is None:
+        return False
+    if torch.is_tensor(value):
+        return value.numel() > 0
+    return bool(value) if isinstance(value, (list, tuple, dict, str)) else True

@@ -1,41 +1,29 @@
-"""The training window rule: a random crop of a song's latent with its lyric lines shifted into it.
+"""The training window: a crop of a song's latent, drawn from the item's keyed generator.
 
-Following upstream DiffRhythm's dataset (docs/reference/diffrhythm.md §11), with two changes:
-songs without lyrics are kept (upstream drops them), and the window is not cut at the last lyric line
-unless `end_at_last_line` (upstream's base-model rule, where the last LRC line marks the song end).
-
-    start  ~ uniform integer in [0, max(0, T - max_frames)]            (from the item's keyed generator)
-    lines  -> (t - start / frame_rate, tokens), kept when 0 <= t' < window seconds
-    start_time (condition) = start / T       (fraction of the song before the window)
+    random: start ~ uniform integer in [0, max(0, T - max_frames)], frames = min(max_frames, T - start)
+            (upstream DiffRhythm's dataset, docs/reference/diffrhythm.md §11)
+    start:  start = 0, frames = min(max_frames, T)  (whole utterances, cut when too long: F5-TTS)
+What the window means for each condition (lyric lines shifted into it, the start-time fraction, a window
+ended at its last lyric line) is the conditioners' business (Conditioner.limit_window / crop).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
-from ..conditioners.lyrics_lrc import lines_in_window
+from ..conditions import Span
+
+WINDOW_MODES = ("random", "start")
 
 
-@dataclass
-class Window:
-    start: int
-    frames: int
-    lines: list[tuple[float, list[int]]]
-    start_time: float
-
-
-def choose_window(total_frames: int, max_frames: int, lines: list[tuple[float, list[int]]], frame_rate: float,
-                  generator: torch.Generator, end_at_last_line: bool = False, min_frames: int = 1) -> Window:
+def choose_window(total_frames: int, max_frames: int, frame_rate: float, generator: torch.Generator,
+                  mode: str = "random") -> Span:
     if total_frames < 1:
         raise ValueError("a song with no latent frames cannot be windowed")
-    span = max(0, total_frames - max_frames)
-    start = int(torch.randint(0, span + 1, (1,), generator=generator))
+    if mode not in WINDOW_MODES:
+        raise ValueError(f"window must be one of {WINDOW_MODES}, not {mode!r}")
+    start = 0
+    if mode == "random":
+        start = int(torch.randint(0, max(0, total_frames - max_frames) + 1, (1,), generator=generator))
     frames = min(max_frames, total_frames - start)
-    kept = lines_in_window(sorted(lines, key=lambda line: line[0]), start / frame_rate, frames / frame_rate)
-    if end_at_last_line and len(kept) > 1:
-        end = int(kept[-1][0] * frame_rate)
-        if end >= min_frames:
-            frames, kept = end, kept[:-1]
-    return Window(start=start, frames=frames, lines=kept, start_time=start / total_frames)
+    return Span(start=start, frames=frames, total=total_frames, frame_rate=frame_rate, max_frames=max_frames)

@@ -99,8 +99,7 @@ class ClapEmbedder(Embedder):
     def embed_audio(self, path: str | os.PathLike) -> np.ndarray:
         import torch
 
-        from ..audio import audio_duration, load_audio
-        from ..conditioners.style_common import middle_start
+        from ..audio import audio_duration, load_audio, middle_start
 
         duration = audio_duration(path)
         wav, _ = load_audio(path, sample_rate=self.sample_rate, channels=1,

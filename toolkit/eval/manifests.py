@@ -105,7 +105,7 @@ def read_lrc(value: Any, base: Path) -> str | None:
 
 
 def _looks_like_lrc(text: str) -> bool:
-    from ..conditioners.lrc import looks_like_lrc
+    from ..lrc import looks_like_lrc
 
     return looks_like_lrc(text)
 

@@ -71,11 +71,10 @@ def song_figures(song: GeneratedSong, reference: ReferenceItem | None, embedder:
     row["peak_rss_mb"] = song.peak_rss_mb
     embedding = None
     if embedder is not None and row["non_silent"]:
-        from ..conditioners.style_common import StyleError
-
         try:
             embedding = embedder.embed_audio(song.path)
-        except StyleError as err:  # e.g. a song shorter than the embedding's shortest clip: the rest still counts
+        except ValueError as err:  # the embedder refuses the audio (e.g. shorter than its shortest clip): the rest
+            # of the song's figures still count
             _add_note(row, f"no embedding, so no style adherence or distances: {err}")
         style = song.style if song.style is not None else (reference.style if reference else None)
         prompt = embedder.embed_style(style) if embedding is not None else None
@@ -85,7 +84,7 @@ def song_figures(song: GeneratedSong, reference: ReferenceItem | None, embedder:
             row["style_adherence"] = cosine_similarity(prompt, embedding)
     lrc = song.lrc or (reference.lrc if reference else None)
     if lrc:
-        from ..conditioners.lrc import LrcError
+        from ..lrc import LrcError
 
         try:
             timing = lyric_timing(wav, sr, lrc, tolerance)

@@ -45,13 +45,13 @@ PEAK_FLOOR = 0.25  # novelty peaks below this fraction of the largest are not ph
 HOLD_CAP_SECONDS = 2.0  # the pause / held note before a candidate counts up to this long
 
 def lrc_line_starts(lrc: str) -> list[float]:
-    """Start times (seconds, sorted) of the LRC lines that carry text (toolkit.conditioners.lrc reads the LRC).
+    """Start times (seconds, sorted) of the LRC lines that carry text (toolkit.lrc reads the LRC).
 
     A line with several stamps (`[00:10.00][01:10.00]chorus`) starts at each of them; `[offset:]` is
     applied; a stamped line with no text (an instrumental gap or end marker) is not a line start.
-    Raises toolkit.conditioners.lrc.LrcError on a malformed timestamp.
+    Raises toolkit.lrc.LrcError on a malformed timestamp.
     """
-    from ..conditioners.lrc import parse_lrc
+    from ..lrc import parse_lrc
 
     return sorted(line.time for line in parse_lrc(lrc).lines if line.text)
 

@@ -128,6 +128,11 @@ class CFMObjective(Objective):
         self.seed = seed
         self.frame_mask_key = frame_mask_key
 
+    @property
+    def drop_groups(self) -> tuple[str, ...]:
+        joint = self.joint_drop_groups if self.joint_drop_prob > 0 else ()
+        return tuple(dict.fromkeys([*self.drop_probs, *joint]))
+
     # ----------------------------------------------------------------------------------------- draws
     def _drops_from_uniforms(self, uniforms: torch.Tensor) -> dict[str, torch.Tensor]:
         """uniforms [B, n_groups (+1 joint)] -> {group: [B] bool}."""

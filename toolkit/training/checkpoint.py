@@ -1,4 +1,4 @@
-"""Trainer checkpoints: what they hold, atomic writing, keeping the last K, loading and weight reading.
+"""Trainer checkpoints: what they hold, atomic writing, keeping the last K (reading: toolkit.checkpoints).
 
 Format (format_version 1), every value loadable with `torch.load(weights_only=True)`:
   format_version        1
@@ -21,92 +21,12 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, Mapping
-
-import torch
+from typing import Any
 
 from ..io import atomic_path, atomic_torch_save
 
-FORMAT_VERSION = 1
 LAST = "last.pt"
 STEP_FILE = re.compile(r"^step_(\d+)\.pt$")
-EMA_PREFIX = "ema_model."
-EMA_BOOKKEEPING = ("initted", "step")
-
-
-class CheckpointError(ValueError):
-    """A checkpoint file that cannot be used (wrong format, version or contents)."""
-
-
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read one of our trainer checkpoints; reject other formats and versions with a clear message."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # a truncated file, or pickled objects weights_only refuses
-        raise CheckpointError(f"cannot read checkpoint {path}: {err}") from err
-    if not isinstance(ckpt, dict) or "format_version" not in ckpt:
-        keys = sorted(ckpt)[:8] if isinstance(ckpt, dict) else type(ckpt).__name__
-        raise CheckpointError(
-            f"{path} is not a toolkit trainer checkpoint (no 'format_version'; it holds {keys}). "
-            f"To start training from published weights use train.init_from={path}")
-    version = ckpt["format_version"]
-    if version != FORMAT_VERSION:
-        raise CheckpointError(
-            f"{path} has checkpoint format_version {version}; this toolkit reads version {FORMAT_VERSION}. "
-            f"Use the toolkit version that wrote it ({ckpt.get('toolkit_version', 'unknown')}), or export its "
-            f"weights there and pass them as train.init_from")
-    return ckpt
-
-
-def strip_ema(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """ema-pytorch layout -> plain model keys (drops `initted` / `step`)."""
-    out = {}
-    for key, value in state.items():
-        plain = key[len(EMA_PREFIX):] if key.startswith(EMA_PREFIX) else key
-        if plain in EMA_BOOKKEEPING:  # `initted` / `step`, bare or as `ema_model.*` (F5-TTS .safetensors)
-            continue
-        out[plain] = value
-    return out
-
-
-def _read_any(path: Path) -> Any:
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(str(path), device="cpu")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise CheckpointError(f"cannot read weights from {path}: {err}") from err
-
-
-def read_model_weights(path: str | Path, use_ema: bool = True) -> dict[str, torch.Tensor]:
-    """A plain state dict from any supported file.
-
-    Ours or an upstream trainer checkpoint: the EMA weights (prefix stripped) when `use_ema` and present,
-    else "model_state_dict". A published `cfm_model.pt` ({"model_state_dict": fp16}): that dict.
-    A `.safetensors` file or a bare state dict: itself. Tensors keep their stored dtype.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"weights file {path} does not exist")
-    raw = _read_any(path)
-    if not isinstance(raw, Mapping):
-        raise CheckpointError(f"{path} holds a {type(raw).__name__}, not a state dict")
-    if "format_version" in raw and raw["format_version"] != FORMAT_VERSION:
-        load_checkpoint(path)  # raises the version error
-    if use_ema and "ema_model_state_dict" in raw:
-        return strip_ema(raw["ema_model_state_dict"])
-    if "model_state_dict" in raw:
-        return dict(raw["model_state_dict"])
-    if "ema_model_state_dict" in raw:
-        return strip_ema(raw["ema_model_state_dict"])
-    if all(isinstance(v, torch.Tensor) for v in raw.values()):
-        return strip_ema(raw) if any(k.startswith(EMA_PREFIX) for k in raw) else dict(raw)
-    raise CheckpointError(f"{path} has no model weights (keys: {sorted(raw)[:10]})")
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:

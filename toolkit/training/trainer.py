@@ -3,7 +3,7 @@
 A step is one optimizer update over the GLOBAL batch of `train.batch_size` items chosen by the batch
 plan (toolkit.training.batching); `grad_accum` micro-batches and the processes each compute a slice of it.
 The trainer all-reduces the number of valid frames of the whole step and hands it to
-`recipe.training_step(..., num_valid_global=, world_size=)`, so the summed, DDP-averaged gradient is the
+`recipe.training_step(batch, StepContext(num_valid_global=, world_size=, ...))`, so the summed, DDP-averaged gradient is the
 gradient of the mean loss over every valid frame of the step: the result does not depend on how the
 batch was split (up to float summation order).
 """
@@ -24,7 +24,9 @@ from .. import __version__
 from ..config import to_plain
 from ..io import atomic_write_text
 from .batching import BatchPlan, PlanBatchSampler, check_divisible, make_loader
-from .checkpoint import FORMAT_VERSION, CheckpointManager, load_checkpoint
+from ..checkpoints import FORMAT_VERSION, load_checkpoint
+from ..protocols import StepContext
+from .checkpoint import CheckpointManager
 from .config import TrainConfig
 from .lora import apply_lora
 from .rng import capture_rng_state, keyed_generator, restore_rng_state
@@ -41,8 +43,8 @@ class _TrainingStep(nn.Module):
         super().__init__()
         self.recipe = recipe
 
-    def forward(self, batch, **kwargs):
-        return self.recipe.training_step(batch, **kwargs)
+    def forward(self, batch, ctx: StepContext):
+        return self.recipe.training_step(batch, ctx)
 
 
 def warmup_then_linear_decay(warmup_steps: int, max_steps: int, floor: float = 1e-8):
@@ -68,14 +70,16 @@ def make_accelerator(train: TrainConfig):
 
 
 def _to_device(batch: Mapping[str, Any], device) -> dict[str, Any]:
-    return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+    """Tensors of a batch (and of its nested mappings, e.g. the conditions) on `device`."""
+    return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor)
+            else _to_device(v, device) if isinstance(v, Mapping) else v for k, v in batch.items()}
 
 
 class Trainer:
     """Trains `recipe` on `dataset` into `exp_dir`; `config` is the fully resolved config (train: section).
 
-    recipe: toolkit.protocols.Recipe with training_step(batch, *, step, seed, num_valid_global, world_size,
-      drop_override); its state_dict() is what is trained and saved.
+    recipe: toolkit.protocols.Recipe with training_step(batch, StepContext); its state_dict() is what is
+      trained and saved.
     dataset / valid_dataset: toolkit.protocols.Dataset taking (index, step, position) keys, with `lengths`
       and `collate`. Without valid_dataset, `train.valid_size` items are held out of `dataset`.
     """
@@ -184,12 +188,10 @@ class Trainer:
                     batch = _to_device(batch, self.accelerator.device)
                     for time in times:
                         # a fixed time is only passed when set, so recipes without time_override still validate
-                        fixed = {} if time is None else {"time_override": time}
+                        ctx = StepContext(step=-1, seed=self.train.seed, num_valid_global=self.valid_frames,
+                                          drop_override={**{g: drop for g in groups}, **always}, time_override=time)
                         with self.accelerator.autocast():
-                            result = recipe.training_step(
-                                batch, step=-1, seed=self.train.seed,
-                                num_valid_global=self.valid_frames, world_size=1,
-                                drop_override={**{g: drop for g in groups}, **always}, **fixed)
+                            result = recipe.training_step(batch, ctx)
                         total += result["loss"].detach().double().cpu()
                 out[name] = float(self._reduce(total, "sum")) / len(times)
         finally:
@@ -348,8 +350,8 @@ class Trainer:
                 ctx = contextlib.nullcontext() if sync else acc.no_sync(self.model)
                 with ctx:
                     with acc.autocast():
-                        out = self.model(_to_device(batch, acc.device), step=step, seed=t.seed,
-                                         num_valid_global=num_valid, world_size=self.world_size)
+                        out = self.model(_to_device(batch, acc.device), StepContext(
+                            step=step, seed=t.seed, num_valid_global=num_valid, world_size=self.world_size))
                     acc.backward(out["loss"])
                 step_loss += float(out["loss"].detach())
             params = [p for p in self.recipe.parameters() if p.requires_grad]

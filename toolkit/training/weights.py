@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from ..weights import load_strict, mismatch
-from .checkpoint import read_model_weights
+from ..checkpoints import read_weights
 
 
 def strict_load(module: nn.Module, state: Mapping[str, torch.Tensor], source: str = "state dict") -> None:
@@ -30,5 +30,5 @@ def strict_load(module: nn.Module, state: Mapping[str, torch.Tensor], source: st
 
 def init_from(module: nn.Module, path: str | Path, use_ema: bool = True) -> None:
     """Load a published-format or trainer checkpoint into `module` strictly (cast to the module's dtypes)."""
-    state = read_model_weights(path, use_ema=use_ema)
+    state = read_weights(path, prefer_ema=use_ema)
     strict_load(module, state, source=f"train.init_from={path}")

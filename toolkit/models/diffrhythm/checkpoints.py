@@ -6,7 +6,7 @@ Formats (docs/reference/diffrhythm.md §10):
     bookkeeping entries `initted` / `step`, "model_state_dict": the online weights, ...};
   * `.safetensors`: the state dict itself (any of the prefixes above).
 Every file is read with `torch.load(weights_only=True)` (or safetensors), and loading is strict: a
-mismatch raises `CheckpointMismatchError` listing missing, unexpected and wrong-shape keys.
+mismatch raises `toolkit.weights.WeightsMismatchError` listing missing, unexpected and wrong-shape keys.
 
 Variants: `base` (v1.0 / v1.2 base, 2048 frames), `full` (v1.2 full, 6144 frames, with the song-duration
 embedding) and `full-v1.0` (6144 frames, no duration embedding). A v1.2 full checkpoint is recognised by
@@ -16,14 +16,14 @@ must come from the caller (`variant=`), never from a guess.
 
 from __future__ import annotations
 
-import zipfile
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import torch
 
 from ...backbones.dit_diffrhythm import DiffRhythmDiT
-from ...weights import WeightsMismatchError, load_strict, mismatch
+from ...checkpoints import read_weights, strip_prefix
+from ...weights import load_strict, mismatch
 
 RELEASED_CONFIG = dict(dim=2048, depth=16, ff_mult=4, text_dim=512, conv_layers=4, latent_dim=64,
                        text_num_embeds=363, style_dim=512, num_heads=32)
@@ -33,13 +33,6 @@ VARIANTS = {
     "full-v1.0": dict(max_frames=6144, duration_embed=False),  # DiffRhythm v1.0 full (no duration MLP)
 }
 DURATION_PREFIX = "duration_time_embed."
-# Prefixes stripped from checkpoint keys, longest first (trainer EMA copy, CFM wrapper).
-KEY_PREFIXES = ("ema_model.transformer.", "transformer.", "ema_model.")
-EMA_BOOKKEEPING = ("initted", "step")
-
-
-# The shared error type (toolkit.weights); the old name stays for callers and users.
-CheckpointMismatchError = WeightsMismatchError
 
 
 def released_config(variant: str = "base") -> dict:
@@ -57,53 +50,13 @@ def build_released_backbone(variant: str = "base", device: str | torch.device | 
     return model if dtype is None else model.to(dtype)
 
 
-def _read_file(path: Path) -> Mapping[str, torch.Tensor]:
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(str(path), device="cpu")
-    # mmap keeps a 2.2 GB fp16 file out of RAM until each tensor is copied into the model; it needs
-    # the zip format (every torch.save since 1.6), older files load without it.
-    return torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
-
-
 def read_state_dict(path: str | Path, use_ema: bool | None = None) -> dict[str, torch.Tensor]:
-    """A checkpoint file -> the DiT's state dict (prefixes stripped, EMA bookkeeping dropped).
+    """A checkpoint file -> the DiT's state dict (`transformer.` stripped; see toolkit.checkpoints).
 
-    use_ema: None -> "model_state_dict" if present (what upstream inference loads, and all a published
-    `cfm_model.pt` holds), else "ema_model_state_dict"; True / False pick one and fail if it is absent.
+    use_ema: None -> the online weights when the file has them (what upstream inference loads, and all a
+    published `cfm_model.pt` holds), else the EMA copy; True / False pick one and fail if it is absent.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"DiffRhythm checkpoint {path} does not exist")
-    raw = _read_file(path)
-    if "model_state_dict" in raw or "ema_model_state_dict" in raw:
-        if use_ema is None:
-            key = "model_state_dict" if "model_state_dict" in raw else "ema_model_state_dict"
-        else:
-            key = "ema_model_state_dict" if use_ema else "model_state_dict"
-        if key not in raw:
-            raise KeyError(f"{path} has no '{key}' (it holds {sorted(raw)})")
-        state = raw[key]
-    else:
-        if use_ema:
-            raise KeyError(f"{path} is a bare state dict; it has no 'ema_model_state_dict'")
-        state = raw
-    return strip_prefixes(state)
-
-
-def strip_prefixes(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Remove `transformer.` / `ema_model.transformer.` prefixes and the EMA's `initted` / `step` entries."""
-    out = {}
-    for key, value in state.items():
-        if key in EMA_BOOKKEEPING or key in {f"ema_model.{k}" for k in EMA_BOOKKEEPING}:
-            continue
-        for prefix in KEY_PREFIXES:
-            if key.startswith(prefix):
-                key = key[len(prefix):]
-                break
-        out[key] = value
-    return out
+    return strip_prefix(read_weights(path, use_ema=use_ema), "transformer.")
 
 
 def detect_variant(state: Mapping[str, torch.Tensor], variant: str | None = None) -> str:

@@ -30,6 +30,7 @@ from typing import Any, Mapping
 
 import torch
 
+from ..requests import RequestError
 from .checkpoints import DURATION_PREFIX, VARIANTS, read_state_dict
 
 DIT_FILE = "cfm_model.pt"
@@ -49,7 +50,7 @@ RELEASED_VAE = {"sample_rate": 44100, "channels": 2, "latent_dim": 64, "base_cha
                 "c_mults": [1, 2, 4, 8, 16], "strides": [2, 4, 4, 8, 8]}
 
 
-class PretrainedError(ValueError):
+class PretrainedError(RequestError):
     """A --pretrained folder that lacks files or holds files of another model."""
 
 
@@ -268,20 +269,32 @@ def pretrained_config(root: str | Path, variant: str | None = None, seconds: flo
         raise PretrainedError(f"the DiT {files.dit} works on {size['latent_dim']}-d latents but the VAE {files.vae} "
                               f"makes {vae['latent_dim']}-d ones: they are not from the same model")
     size.pop("latent_dim")  # the recipe hands the codec's latent size to the backbone
+    style = {"type": "style_mulan", "path": str(files.mulan), "audio_tower": str(files.audio_tower),
+             "text_tower": str(files.text_tower)}
     cfg = {
         "recipe": "diffrhythm",
         "max_frames": VARIANTS[dit_variant]["max_frames"],
-        "negative_style": "negative",
         "codec": {"type": "oobleck", "scripted_path": str(files.vae), "chunked": bool(chunked), **vae},
         "backbone": {"type": "dit_diffrhythm", **size, "num_heads": 32,
                      "duration_embed": VARIANTS[dit_variant]["duration_embed"]},
-        "lyrics": {"type": "lyrics_lrc"},
-        "style": {"type": "style_mulan", "path": str(files.mulan), "audio_tower": str(files.audio_tower),
-                  "text_tower": str(files.text_tower)},
+        "conditions": published_conditions(style, VARIANTS[dit_variant]["duration_embed"]),
         "sampler": dict(SAMPLER),
         "generate": {"pretrained": str(files.root), "dit": str(files.dit), "variant": dit_variant},
     }
     return cfg, files, dit_variant
+
+
+def published_conditions(style: Mapping[str, Any], duration: bool) -> dict[str, Any]:
+    """The conditions of the published models: lyrics, MuQ-MuLan style (guidance against upstream's negative
+    style embedding), start time, and the song duration for v1.2 full."""
+    conditions = {
+        "lyrics": {"conditioner": {"type": "lyrics_lrc"}, "drop": "lyrics"},
+        "style": {"conditioner": dict(style), "drop": "style", "uncond": "negative"},
+        "start_time": {"conditioner": {"type": "scalar_time", "kind": "start_time"}},
+    }
+    if duration:
+        conditions["duration"] = {"conditioner": {"type": "scalar_time", "kind": "duration"}}
+    return conditions
 
 
 def load_dit_weights(recipe: torch.nn.Module, path: str | Path) -> None:

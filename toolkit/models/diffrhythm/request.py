@@ -1,14 +1,12 @@
-"""What a user asks DiffRhythm for, checked before any heavy work starts."""
+"""What a user asks DiffRhythm for; its fields declare the options every front end offers."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-
-class RequestError(ValueError):
-    """A generation request that cannot be served; the message says what to change."""
+from ..requests import RequestError, option
 
 
 @dataclass
@@ -16,34 +14,55 @@ class SongRequest:
     """One song (or a batch of variations of it).
 
     lrc: time-stamped lyrics text; lyrics: plain lyrics, timed automatically; instrumental: no lyrics.
-    style_audio / style_text: the style prompt (one of them; a recipe whose style conditioner needs no
-    prompt accepts neither). length: seconds. ref_song + segments: edit the frames inside the
-    segments ([start, end] seconds; -1 = song start / end) and keep the rest; continue_seconds: extend
-    ref_song by that many seconds (the reference is kept, the new part generated).
-    drop_conditions: generate with lyrics and style dropped and guidance off (the unconditional model;
-    evaluation uses it to show that the conditions matter).
+    style_audio / style_text: the style prompt (one of them). length: seconds. ref_song + segments: edit the
+    frames inside the segments ([start, end] seconds; -1 = song start / end) and keep the rest;
+    continue_seconds: extend ref_song by that many seconds. drop_conditions: lyrics and style dropped and
+    guidance off (the unconditional model; evaluation uses it to show that the conditions matter).
+    conditions: values of further conditions a config adds, by their `request` names.
     """
 
-    lrc: str | None = None
-    lyrics: str | None = None
-    instrumental: bool = False
-    style_audio: str | None = None
-    style_text: str | None = None
-    length: float | None = None
-    steps: int | None = None
-    cfg: float | None = None
-    sway: float | None = None
-    solver: str | None = None
-    seed: int = 0
-    batch: int = 1
-    ref_song: str | None = None
-    segments: list[tuple[float, float]] | None = None
-    continue_seconds: float | None = None
-    title: str | None = None
-    drop_conditions: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
+    lrc: str | None = field(default=None, metadata=option(
+        "time-stamped lyrics ([mm:ss.xx]line)", kind="text_file", flag="--lrc", group="lyrics (one of)",
+        metavar="FILE"))
+    lyrics: str | None = field(default=None, metadata=option(
+        "plain lyrics, one line per line; timed evenly over the song", kind="text_file", group="lyrics (one of)",
+        metavar="FILE"))
+    instrumental: bool = field(default=False, metadata=option("no lyrics", kind="flag", group="lyrics (one of)"))
+    style_text: str | None = field(default=None, metadata=option(
+        'a text prompt, e.g. "folk, acoustic guitar, touching"', group="style (one of)", metavar="TEXT"))
+    style_audio: str | None = field(default=None, metadata=option(
+        "a reference song (a 10 s clip from its middle is used)", kind="path", group="style (one of)",
+        metavar="FILE"))
+    length: float | None = field(default=None, metadata=option(
+        "song length in seconds (default: the model's default)", kind="float", metavar="SECONDS"))
+    steps: int | None = field(default=None, metadata=option(
+        "ODE updates (upstream's 32-point grid is 31 updates)", kind="int"))
+    cfg: float | None = field(default=None, metadata=option(
+        "classifier-free guidance strength (0: off)", kind="float", metavar="STRENGTH"))
+    sway: float | None = field(default=None, metadata=option(
+        "sway sampling coefficient (e.g. -1)", kind="float", metavar="COEF"))
+    solver: str | None = field(default=None, metadata=option(
+        "ODE solver", kind="choice", choices=("euler", "midpoint")))
+    seed: int | None = field(default=None, metadata=option(
+        "random seed (default: a fresh one, written to the manifest); item i of a batch uses seed + i", kind="int"))
+    batch: int = field(default=1, metadata=option("songs per request (all saved)", kind="int", metavar="N"))
+    ref_song: str | None = field(default=None, metadata=option(
+        "the song to edit or continue", kind="path", group="editing and continuation", metavar="FILE"))
+    segments: list[tuple[float, float]] | None = field(default=None, metadata=option(
+        'spans to regenerate, in seconds: "[[10,20],[45,-1]]" or "10:20,45:-1" (-1 = start/end)', kind="spans",
+        group="editing and continuation", metavar="SPANS"))
+    continue_seconds: float | None = field(default=None, metadata=option(
+        "extend --ref-song by this many seconds", kind="float", flag="--continue", group="editing and continuation",
+        metavar="SECONDS", aliases=("continue",)))
+    title: str | None = field(default=None, metadata=option("song title (tags and file name)", group="output"))
+    drop_conditions: bool = field(default=False, metadata=option(
+        "generate with lyrics and style dropped and no guidance (the unconditional model)", kind="flag"))
+    conditions: dict[str, Any] = field(default_factory=dict, metadata=option(
+        "a value of a further condition the model's config adds (repeatable)", kind="mapping", flag="--condition",
+        metavar="NAME=VALUE"))
 
-    def check(self) -> "SongRequest":
+    def check(self) -> SongRequest:
+        """What can be checked without the model or the config."""
         given = [n for n in ("lrc", "lyrics") if getattr(self, n)]
         if len(given) > 1:
             raise RequestError("give either time-stamped lyrics (lrc) or plain lyrics, not both")
@@ -51,6 +70,12 @@ class SongRequest:
             raise RequestError("an instrumental song takes no lyrics: drop --instrumental or the lyrics")
         if self.lrc is not None and not self.lrc.strip() and not self.instrumental:
             raise RequestError("the LRC is empty: give lyrics, or ask for an instrumental song (--instrumental)")
+        if self.lyrics is not None and not self.lyrics.strip():
+            raise RequestError("the plain lyrics are empty: give lyrics, or ask for an instrumental song "
+                               "(--instrumental)")
+        if not self.drop_conditions and not (self.lrc or self.lyrics or self.instrumental):
+            raise RequestError("give lyrics (--lrc FILE or --lyrics FILE) or ask for an instrumental song "
+                               "(--instrumental)")
         if self.style_audio and self.style_text:
             raise RequestError("give one style prompt: a reference clip (style_audio) or a text (style_text)")
         if self.style_audio and not Path(self.style_audio).is_file():
@@ -79,15 +104,6 @@ class SongRequest:
                 raise RequestError(f"edit segment {list(seg)} must start before it ends")
         if self.continue_seconds is not None and not self.continue_seconds > 0:
             raise RequestError(f"continue_seconds must be positive, got {self.continue_seconds}")
+        if not isinstance(self.conditions, dict):
+            raise RequestError(f"conditions must be a mapping of name -> value, not {self.conditions!r}")
         return self
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "SongRequest":
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise RequestError(f"unknown request field(s) {unknown}; known: {sorted(known)}")
-        return cls(**data)

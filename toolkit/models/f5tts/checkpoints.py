@@ -6,26 +6,27 @@ Formats (tests/fixtures/reference/f5tts_keys.txt):
   * upstream trainer `.pt`: {"ema_model_state_dict": same keys, "model_state_dict": `transformer.*` online
     weights, optimizer, step, ...}; upstream inference uses the EMA weights, and so do we by default;
   * our own trainer checkpoints (`transformer.*` under model_state_dict / ema_model_state_dict).
-Prefixes are stripped by the shared reader (toolkit.models.diffrhythm.checkpoints.read_state_dict);
-`mel_spec.*` entries (none are persistent upstream) would be dropped.
+Files are read by toolkit.checkpoints (EMA selection, prefixes); `mel_spec.*` entries (none are persistent
+upstream) would be dropped.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import torch
 
 from ...backbones.dit_f5 import F5DiT
-from ..diffrhythm.checkpoints import CheckpointMismatchError, load_state_dict_strict, read_state_dict
+from ...checkpoints import read_weights, strip_prefix
+from ...weights import WeightsMismatchError, load_strict
 
 RELEASED_CONFIG = dict(dim=1024, depth=22, heads=16, dim_head=64, ff_mult=2, dropout=0.1, latent_dim=100,
                        text_num_embeds=2545, text_dim=512, conv_layers=4, text_mask_padding=True)
 TEXT_TABLE = "text_embed.text_embed.weight"
 
 
-class VocabMismatchError(CheckpointMismatchError):
+class VocabMismatchError(WeightsMismatchError):
     """The checkpoint's text-embedding table does not fit the model's vocabulary."""
 
 
@@ -40,14 +41,10 @@ def build_released_backbone(device: str | torch.device | None = None, **override
         return F5DiT(**released_config(**overrides))
 
 
-def read_f5_state_dict(path: str | Path, use_ema: bool | None = True) -> dict[str, torch.Tensor]:
-    """A published / trainer / safetensors file -> backbone state dict (EMA weights by default when present)."""
-    raw_path = Path(path)
-    if use_ema is True and raw_path.suffix != ".safetensors":
-        raw = torch.load(raw_path, map_location="cpu", weights_only=True, mmap=True) if raw_path.is_file() else None
-        if raw is not None and "ema_model_state_dict" not in raw:
-            use_ema = None  # a plain state dict or model_state_dict only: take what there is
-    state = read_state_dict(path, use_ema=use_ema if raw_path.suffix != ".safetensors" else None)
+def read_f5_state_dict(path: str | Path, use_ema: bool | None = None) -> dict[str, torch.Tensor]:
+    """A published / trainer / safetensors file -> backbone state dict; None takes the EMA weights when the
+    file has them (what upstream inference uses), else the online ones."""
+    state = strip_prefix(read_weights(path, use_ema=use_ema, prefer_ema=True), "transformer.")
     return {k: v for k, v in state.items() if not k.startswith("mel_spec.")}
 
 
@@ -68,16 +65,16 @@ def check_vocab(model: F5DiT, state: Mapping[str, torch.Tensor], source: str) ->
             [], [], [(TEXT_TABLE, tuple(state[TEXT_TABLE].shape), (ours + 1, model.text_dim))])
 
 
-def load_f5_checkpoint_into(model: F5DiT, path: str | Path, *, use_ema: bool | None = True) -> F5DiT:
+def load_f5_checkpoint_into(model: F5DiT, path: str | Path, *, use_ema: bool | None = None) -> F5DiT:
     """Load a checkpoint strictly into an existing backbone (fp16 files are cast to the model's dtype)."""
     state = read_f5_state_dict(path, use_ema=use_ema)
     check_vocab(model, state, str(path))
-    load_state_dict_strict(model, state, source=str(path))
+    load_strict(model, state, source=str(path))
     return model
 
 
 def load_f5_checkpoint(path: str | Path, *, dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu",
-                       use_ema: bool | None = True, **overrides) -> F5DiT:
+                       use_ema: bool | None = None, **overrides) -> F5DiT:
     """Build the released-size DiT (text_num_embeds from the file unless given) and load the file strictly."""
     state = read_f5_state_dict(path, use_ema=use_ema)
     if "text_num_embeds" not in overrides and table_vocab_size(state) is not None:
@@ -87,5 +84,5 @@ def load_f5_checkpoint(path: str | Path, *, dtype: torch.dtype = torch.float32, 
     model = model.to_empty(device=device).to(dtype)
     model.reset_buffers()
     check_vocab(model, state, str(path))
-    load_state_dict_strict(model, state, source=str(path))
+    load_strict(model, state, source=str(path))
     return model.eval()

@@ -1,12 +1,9 @@
-"""The F5-TTS recipe: codec (log-mel + Vocos by default) + character tokens + dit_f5 + shared CFM and sampler.
+"""The F5-TTS recipe: speech from text in the voice of a reference clip (DiT + CFM over mel frames).
 
-Shared with DiffRhythm: the `cfm` objective, the `flow` sampler, the trainer, EMA and checkpoint format,
-the codecs and the building blocks of the backbone. F5's choices are configurations of those:
-
-  objective: uniform time, loss on the masked span, audio drop 0.3, audio+text drop 0.2 (one decision
-             per batch, as upstream), the valid-frame mask handed to the backbone (F5_OBJECTIVE);
-  sampler:   Euler, 32 updates, EPSS grid (used for 5/6/7/10/12/16 steps), sway -1, cfg 2, the
-             unconditional half drops audio and text (F5_SAMPLER).
+Shared with DiffRhythm: the codecs, the `cfm` objective, the `flow` sampler, the trainer, EMA and the checkpoint
+format, the recipe skeleton (toolkit.models.base). F5's settings of those are a `_base_` preset its configs and
+checkpoints show (toolkit/models/f5tts/presets/f5tts.yaml). F5's own: the request, chunking a long text at
+sentence ends, the prompt clip and its transcript, durations from the text length, cross-fading the chunks.
 
 The codec is frozen and kept outside the module tree, so `state_dict()` is `transformer.*` exactly as
 upstream's CFM, and a published checkpoint loads into `transformer` with no key map.
@@ -15,60 +12,57 @@ upstream's CFM, and a published checkpoint loads into `transformer` with no key 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from pathlib import Path
+from typing import Any
 
 import torch
 
-from ...objectives.cfm import override_draws
-from ...protocols import Codec
-from ..base import CodecRecipe
-from ...registry import BACKBONES, CODECS, CONDITIONERS, OBJECTIVES, RECIPES, SAMPLERS, split_node
-from .inference import effective_durations, estimate_frames, item_noise, sampling_inputs
+from ...registry import RECIPES
+from ..base import FlowRecipe, GenerationResult, options_from
+from ..requests import RequestError, option
+from .inference import effective_durations, estimate_frames, sampling_inputs
 
-F5_CODEC = {"type": "mel", "latent_mean": 0.0, "latent_std": 1.0}  # raw log-mels, as F5 trains on
-F5_OBJECTIVE = {"type": "cfm", "time_distribution": "uniform", "loss_region": "span", "span_fraction": [0.7, 1.0],
-                "drop_probs": {"audio": 0.3}, "joint_drop_prob": 0.2, "joint_drop_groups": ["audio", "text"],
-                "drop_per": "batch", "frame_mask_key": "mask"}
-F5_SAMPLER = {"type": "flow", "steps": 32, "method": "euler", "time_grid": "epss", "sway_coef": -1.0,
-              "cfg_strength": 2.0, "uncond_drop": ["audio", "text"]}
 SENTENCE_END = re.compile(r"(?<=[;:,.!?])\s+|(?<=[；：，。！？])")
-
-
-class RequestError(ValueError):
-    """A generation request that cannot be served as given."""
+SAMPLER_OPTIONS = (("steps", "steps"), ("cfg", "cfg_strength"), ("sway", "sway_coef"))
 
 
 @dataclass
 class SpeechRequest:
     """What to say (`text`), in whose voice (`ref_audio` + its transcript `ref_text`), and how."""
 
-    text: str
-    ref_audio: str | None = None
-    ref_text: str = ""
-    seed: int = 0
-    steps: int | None = None
-    cfg: float | None = None
-    sway: float | None = None
-    speed: float = 1.0
-    seconds: float | None = None      # total length of the new speech (one chunk only); None = estimate
-    drop_conditions: bool = False     # the unconditional model alone (text and prompt dropped, no guidance)
+    text: str | None = field(default=None, metadata=option("what to say", metavar="TEXT"))
+    ref_audio: str | None = field(default=None, metadata=option(
+        "reference clip (its voice is cloned; at most 12 s are used)", kind="path", metavar="FILE"))
+    ref_text: str = field(default="", metadata=option("transcript of the reference clip", metavar="TEXT"))
+    seed: int | None = field(default=None, metadata=option(
+        "random seed (default: a fresh one, written to the manifest)", kind="int"))
+    steps: int | None = field(default=None, metadata=option(
+        "ODE updates (F5 default 32; EPSS grid at 5/6/7/10/12/16)", kind="int"))
+    cfg: float | None = field(default=None, metadata=option("guidance strength (default 2)", kind="float"))
+    sway: float | None = field(default=None, metadata=option("sway sampling coefficient (default -1)", kind="float"))
+    speed: float = field(default=1.0, metadata=option("speaking rate factor", kind="float"))
+    seconds: float | None = field(default=None, metadata=option(
+        "length of the new speech (default: from the text length)", kind="float"))
+    title: str | None = field(default=None, metadata=option("title (tags and file name)", group="output"))
+    drop_conditions: bool = field(default=False, metadata=option(
+        "the unconditional model (no text, no prompt, no guidance)", kind="flag"))
 
-    def check(self) -> None:
+    def check(self) -> SpeechRequest:
         if not self.text or not self.text.strip():
-            raise RequestError("give the text to speak")
+            raise RequestError("give the text to speak (--text)")
+        if self.ref_audio and not Path(self.ref_audio).is_file():
+            raise RequestError(f"reference clip not found: {self.ref_audio}")
         if self.ref_audio and not self.ref_text.strip():
             raise RequestError("a reference clip needs its transcript (ref_text)")
         if self.speed <= 0:
             raise RequestError(f"speed must be positive, got {self.speed}")
-
-
-@dataclass
-class SpeechResult:
-    audio: torch.Tensor          # [C, N]
-    sample_rate: int
-    chunks: list[str]
-    info: dict[str, Any] = field(default_factory=dict)
+        if self.seconds is not None and not self.seconds > 0:
+            raise RequestError(f"seconds must be positive, got {self.seconds}")
+        if self.steps is not None and self.steps < 1:
+            raise RequestError(f"steps must be at least 1, got {self.steps}")
+        return self
 
 
 def chunk_text(text: str, max_bytes: int) -> list[str]:
@@ -102,86 +96,76 @@ def cross_fade(pieces: list[torch.Tensor], overlap: int) -> torch.Tensor:
     return out
 
 
-def with_defaults(node: Any, defaults: Mapping[str, Any]) -> dict[str, Any]:
-    """A component node filled with F5's defaults when it names the same type (`sampler: flow` -> F5's) or
-    names none (`sampler.steps=16` on a config without a sampler section)."""
-    if isinstance(node, Mapping) or hasattr(node, "items"):
-        from omegaconf import DictConfig, OmegaConf
-
-        plain = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(node)
-        node = plain if "type" in plain else {"type": defaults["type"], **plain}
-    name, kwargs = split_node(node, "component")
-    if name != defaults["type"]:
-        return {"type": name, **kwargs}
-    return {**defaults, **kwargs}
-
-
-class _NoStyle:
-    """F5 has no style condition; feature extraction stores an empty tensor in its place."""
-
-    def prepare(self, value: Any, **_: Any) -> torch.Tensor:
-        return torch.zeros(0)
-
-
-def build_frontend(cfg: Mapping[str, Any]) -> tuple[Codec, Any, Any]:
-    """(codec, text tokens, no-style) as the recipe wires them (feature extraction uses it)."""
-    codec = CODECS.build(with_defaults(cfg.get("codec", "mel"), F5_CODEC))
-    codec.requires_grad_(False).eval()
-    return codec, CONDITIONERS.build(cfg.get("text", "char_tokens")), _NoStyle()
+def cross_fade(pieces: list[torch.Tensor], overlap: int) -> torch.Tensor:
+    """Join [C, N_i] waves with linear cross-fades of `overlap` samples (shorter pieces: shorter fades)."""
+    out = pieces[0]
+    for piece in pieces[1:]:
+        n = min(overlap, out.shape[-1], piece.shape[-1])
+        if n <= 0:
+            out = torch.cat([out, piece], dim=-1)
+            continue
+        fade = torch.linspace(0, 1, n, dtype=piece.dtype)
+        mixed = out[..., -n:] * (1 - fade) + piece[..., :n] * fade
+        out = torch.cat([out[..., :-n], mixed, piece[..., n:]], dim=-1)
+    return out
 
 
 @RECIPES.register("f5tts")
-class F5TTS(CodecRecipe):
+class F5TTS(FlowRecipe):
     """F5-TTS: speech from text in the voice of a reference clip (DiT + CFM over mel frames, Vocos)."""
 
-    build_frontend = staticmethod(build_frontend)
+    request_type = SpeechRequest
+    output_name = "speech"
+    default_level = "keep"
 
-    def __init__(self, codec: Any = "mel", backbone: Any = "dit_f5", text: Any = "char_tokens",
-                 objective: Any = "cfm", sampler: Any = "flow", max_frames: int = 4096, target_rms: float = 0.1,
+    @classmethod
+    def is_pretrained_folder(cls, folder: Path) -> bool:
+        from .pretrained import looks_published
+
+        return looks_published(folder)
+
+    @classmethod
+    def pretrained_config(cls, folder: Path, options: Mapping[str, Any], first_request: Any = None
+                          ) -> tuple[dict[str, Any], dict[str, Any]]:
+        from .pretrained import find_files, published_config
+
+        files = find_files(folder)
+        return published_config(files), {"path": files["checkpoint"], "files": {"vocab": files["vocab"]},
+                                         "folders": {"vocos": files["vocos"]}}
+
+    @classmethod
+    def load_pretrained(cls, cfg: Any, source: Mapping[str, Any]) -> F5TTS:
+        from ..factory import build_recipe
+        from .checkpoints import load_f5_checkpoint_into
+
+        recipe = build_recipe(cfg)
+        load_f5_checkpoint_into(recipe.transformer, source["path"])
+        return recipe
+
+    def __init__(self, codec: Any, backbone: Any, conditions: Any, objective: Any = "cfm", sampler: Any = "flow",
+                 max_frames: int = 4096, level: str | None = None, peak_db: float = -1.0, target_rms: float = 0.1,
                  cross_fade_seconds: float = 0.15, max_ref_seconds: float = 12.0, chunk_seconds: float = 22.0,
-                 frames_per_byte: float | None = None, pretrained: str | None = None):
-        super().__init__()
-        codec_module, self.text, _ = build_frontend({"codec": codec, "text": text})
-        self.set_codec(codec_module)
-        self.frame_rate = codec_module.frame_rate
-        self.max_frames = int(max_frames)
-        backbone_node = with_defaults(backbone, {"type": "dit_f5"})
-        self.transformer = BACKBONES.build(backbone_node, latent_dim=codec_module.latent_dim,
-                                           **self._text_size(backbone_node))
-        self.objective = OBJECTIVES.build(with_defaults(objective, F5_OBJECTIVE))
-        self.sampler = SAMPLERS.build(with_defaults(sampler, F5_SAMPLER))
+                 frames_per_byte: float | None = None):
+        super().__init__(codec, backbone, conditions, objective, sampler, max_frames, level, peak_db)
         self.target_rms, self.cross_fade_seconds = float(target_rms), float(cross_fade_seconds)
         self.max_ref_seconds, self.chunk_seconds = float(max_ref_seconds), float(chunk_seconds)
         # Speaking rate for prompt-free generation: ~15 characters per second of speech.
         self.frames_per_byte = float(frames_per_byte) if frames_per_byte else self.frame_rate / 15.0
-        if pretrained:
-            from .checkpoints import load_f5_checkpoint_into
 
-            load_f5_checkpoint_into(self.transformer, pretrained)
+    @property
+    def text(self):
+        return self.conditions["text"]
 
-    def _text_size(self, node: Mapping[str, Any]) -> dict[str, int]:
+    def backbone_arguments(self, node: Any) -> dict[str, Any]:
         """The backbone's vocabulary size follows from the text conditioner (one place, no repetition)."""
-        if "text_num_embeds" in node:
-            if int(node["text_num_embeds"]) != self.text.vocab_size:
-                raise ValueError(f"backbone.text_num_embeds={node['text_num_embeds']} but the vocabulary has "
-                                 f"{self.text.vocab_size} tokens: drop the setting (it follows from text.vocab)")
+        vocab = self.conditions["text"].vocab_size
+        given = node.get("text_num_embeds") if hasattr(node, "get") else None
+        if given is not None:
+            if int(given) != vocab:
+                raise ValueError(f"backbone.text_num_embeds={given} but the vocabulary has {vocab} tokens: drop "
+                                 "the setting (it follows from the text conditioner's vocab)")
             return {}
-        return {"text_num_embeds": self.text.vocab_size}
-
-    # ------------------------------------------------------------------------------------ training
-    def training_step(self, batch: Mapping[str, Any], *, step: int = 0, seed: int | None = None,
-                      num_valid_global: int | None = None, world_size: int = 1,
-                      drop_override: Mapping[str, bool] | None = None,
-                      time_override: float | None = None) -> dict[str, torch.Tensor]:
-        """The CFM loss of one batch {"latent" [B,T,D], "lens" [B], "text" [B,n] (pad -1)}; scaled so DDP's
-        gradient average equals the global-batch mean (normalised by the global valid-frame count)."""
-        if seed is not None:
-            self.objective.seed = seed
-        draws = override_draws(drop_override, time_override)
-        out = self.objective(self.transformer, batch["latent"], {"text": batch["text"]}, batch["lens"],
-                             step=step, sample_index=batch.get("sample_index"),
-                             num_valid_global=num_valid_global, draws=draws)
-        return {"loss": out["loss"] * world_size, "loss_value": out["loss"].detach()}
+        return {"text_num_embeds": vocab}
 
     # ---------------------------------------------------------------------------------- generation
     def load_prompt(self, path: str) -> tuple[torch.Tensor, float]:
@@ -214,7 +198,7 @@ class F5TTS(CodecRecipe):
 
     @torch.inference_mode()
     def generate(self, request: SpeechRequest, progress: Callable[..., None] | None = None,
-                 decode: bool = True) -> SpeechResult:
+                 decode: bool = True) -> GenerationResult:
         request.check()
         device, dtype = self.device, self.dtype
         latent_dim = self.codec.latent_dim
@@ -228,11 +212,9 @@ class F5TTS(CodecRecipe):
         chunks = chunk_text(request.text, self.max_chunk_bytes(ref_text, ref_seconds, request.speed))
         if request.seconds is not None and len(chunks) > 1:
             raise RequestError("a fixed length (seconds) applies to one chunk; shorten the text or drop the length")
-        options = {k: v for k, v in (("steps", request.steps), ("cfg_strength", request.cfg),
-                                     ("sway_coef", request.sway)) if v is not None}
-        if request.drop_conditions:
-            options["cfg_strength"] = 0.0
         ref_frames = prompt.shape[0]
+        seed = 0 if request.seed is None else request.seed
+        dropped = request.drop_conditions
         pieces, latents, frames_used = [], [], []
         for i, chunk in enumerate(chunks):
             ids = self.text.prepare(ref_text + chunk)[None]
@@ -243,30 +225,30 @@ class F5TTS(CodecRecipe):
             else:
                 total = int(len(chunk.encode("utf-8")) * self.frames_per_byte / request.speed)
             durations = effective_durations(ids, torch.tensor([ref_frames]), total)
-            if int(durations.max()) > self.max_frames:
-                raise RequestError(f"a chunk needs {int(durations.max())} frames but the model takes at most "
-                                   f"{self.max_frames}: use a shorter reference clip or shorter sentences")
-            noise = item_noise(durations, latent_dim, request.seed + i).to(device=device, dtype=dtype)
+            frames = int(durations[0])
+            if frames > self.max_frames:
+                raise RequestError(f"a chunk needs {frames} frames but the model takes at most {self.max_frames}: "
+                                   "use a shorter reference clip or shorter sentences")
             cond, generate_mask, frame_mask = sampling_inputs(prompt[None], torch.tensor([ref_frames]), durations)
-            conditions = {"text": ids.to(device)}
-            if frame_mask is not None:
-                conditions["mask"] = frame_mask
-            if request.drop_conditions:
-                conditions["text"] = torch.full_like(conditions["text"], -1)
-                cond = torch.zeros_like(cond)
-            out = self.sampler.sample(self.transformer, noise, cond, conditions, mask=generate_mask,
-                                      callback=progress, **options)
-            new = out[0, ref_frames:int(durations[0])]
+            prepared = self.request_values({"text": ref_text + chunk}, self.span(frames), dropped=dropped)
+            cond = torch.zeros_like(cond[0]) if dropped else cond[0]
+            extra = {"mask": frame_mask} if frame_mask is not None else None
+            out = self.sample(prepared, frames, batch=1, seed=seed + i, cond=cond, mask=generate_mask[0],
+                              options=options_from(request, SAMPLER_OPTIONS), dropped=dropped, extra=extra,
+                              progress=progress)
+            new = out[0, ref_frames:frames]
             latents.append(new.float().cpu())
             frames_used.append(int(new.shape[0]))
             if decode:
                 pieces.append(self.decode(new[None])[0] / gain)
-        overlap = int(self.cross_fade_seconds * self.codec.sample_rate)
-        audio = cross_fade(pieces, overlap) if pieces else torch.empty(0)
-        info = {"frames": frames_used, "frame_rate": self.frame_rate, "ref_frames": ref_frames,
-                "seconds": (audio.shape[-1] / self.codec.sample_rate) if pieces else sum(frames_used) / self.frame_rate,
-                "condition": "dropped" if request.drop_conditions else "full", "latents": latents}
-        return SpeechResult(audio=audio, sample_rate=self.codec.sample_rate, chunks=chunks, info=info)
-
-    def decode(self, latents: torch.Tensor) -> torch.Tensor:
-        return self.codec.decode(latents.float().to(next(iter(self.codec.parameters()), latents).device)).cpu()
+        info = {"frames": frames_used, "frame_rate": self.frame_rate, "ref_frames": ref_frames, "chunks": chunks,
+                "condition": "dropped" if dropped else "full"}
+        audio = []
+        if pieces:
+            joined, info["level"] = self.finish(cross_fade(pieces, int(self.cross_fade_seconds * self.codec.sample_rate)))
+            audio = [joined]
+            info["seconds"] = joined.shape[-1] / self.codec.sample_rate
+        else:
+            info["seconds"] = sum(frames_used) / self.frame_rate
+        return GenerationResult(audio=audio, sample_rate=self.codec.sample_rate, latents=[torch.cat(latents)],
+                                request=request, info=info)

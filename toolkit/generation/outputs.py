@@ -1,41 +1,33 @@
-"""What toolkit-generate writes per song: the audio (atomically), its tags, and a JSON run manifest.
+"""What a generation front end writes per output: the audio (atomically), its tags, and a JSON run manifest.
 
-Audio: peak-normalised to PEAK_DB dBFS (never clipped), float32 WAV, 24-bit FLAC, Vorbis OGG or MP3
+Audio: as the recipe levelled it (never clipped), float32 WAV, 24-bit FLAC, Vorbis OGG or MP3
 (toolkit.audio.save_audio scales floats to PCM correctly). Tags (mutagen): title, plain lyrics, synchronised
 lyrics (ID3 SYLT in WAV / MP3; an LRC text in the Vorbis comment SYNCEDLYRICS for FLAC / OGG, which has no
-synchronised frame), and prompt, seed, steps, guidance and checkpoint hash (ID3 TXXX frames / Vorbis comments
-PROMPT, SEED, STEPS, GUIDANCE, CHECKPOINT_SHA256). The manifest `song.json` beside `song.wav` reproduces it.
+synchronised frame) holding only the lines actually sung, and the text fields the recipe and the run give
+(PROMPT, SEED, STEPS, GUIDANCE, CHECKPOINT_SHA256, ...: ID3 TXXX frames / Vorbis comments). Tags travel with
+the audio, so user files appear in them by name and content hash, never by path; the manifest `song.json`
+beside `song.wav` (which stays on the user's machine) records the full request.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any, Mapping
 
 import torch
 
-from toolkit.audio import peak_normalize, save_audio
-from toolkit.io import atomic_path, atomic_write_text
+from ..audio import save_audio
+from ..io import atomic_path, atomic_write_text
 
-PEAK_DB = -1.0
 FORMATS = ("wav", "flac", "mp3", "ogg")
-
-
-def sha256_prefix(path: str | Path, length: int = 16) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()[:length]
 
 
 def plain_lyrics(lrc: str | None) -> str | None:
     """The lyric text of an LRC, one line per timed line (instrumental gaps left out)."""
     if not lrc:
         return None
-    from toolkit.conditioners.lrc import parse_lrc
+    from ..lrc import parse_lrc
 
     lines = [line.text for line in parse_lrc(lrc).lines if line.text]
     return "\n".join(lines) or None
@@ -45,7 +37,7 @@ def synced_lines(lrc: str | None) -> list[tuple[str, int]]:
     """[(text, milliseconds)] for an ID3 SYLT frame."""
     if not lrc:
         return []
-    from toolkit.conditioners.lrc import parse_lrc
+    from ..lrc import parse_lrc
 
     return [(line.text, int(round(line.time * 1000))) for line in parse_lrc(lrc).lines if line.text]
 
@@ -55,7 +47,7 @@ def write_song_tags(path: Path, *, title: str | None, lrc: str | None, extra: Ma
     import mutagen
     from mutagen.id3 import ID3, SYLT, TXXX
 
-    from toolkit.data.tags import write_tags
+    from ..data.tags import write_tags
 
     write_tags(path, title=title, lyrics=plain_lyrics(lrc))
     audio = mutagen.File(str(path))
@@ -78,7 +70,11 @@ def write_song_tags(path: Path, *, title: str | None, lrc: str | None, extra: Ma
 def save_song(path: Path, wav: torch.Tensor, sample_rate: int, fmt: str, *, title: str | None,
               lrc: str | None, tag_fields: Mapping[str, str], manifest: Mapping[str, Any]) -> list[Path]:
     """Write `path` (audio + tags, atomically) and `path.with_suffix('.json')`; returns both paths."""
-    wav = peak_normalize(wav.detach().float().cpu(), PEAK_DB)
+    wav = wav.detach().float().cpu()
+    peak = float(wav.abs().max()) if wav.numel() else 0.0
+    if peak > 1.0:
+        raise ValueError(f"{path.name}: the audio peaks at {peak:.3f} (full scale 1) and would clip; a recipe sets its "
+                         "output level before writing (toolkit.audio.fit_level)")
     with atomic_path(path) as tmp:
         save_audio(tmp, wav, sample_rate, format=fmt)
         write_song_tags(tmp, title=title, lrc=lrc, extra=tag_fields)

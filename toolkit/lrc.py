@@ -20,7 +20,7 @@ import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +139,11 @@ def parse_lrc(text: str, *, strict: bool = False) -> Lrc:
     return Lrc(lines, tags)
 
 
+def lines_in_window(lines: Sequence[tuple[float, Any]], offset: float, seconds: float) -> list[tuple[float, Any]]:
+    """Timed lines moved `offset` seconds earlier, kept (in the given order) when they start in [0, seconds)."""
+    return [(t - offset, value) for t, value in lines if 0 <= t - offset < seconds]
+
+
 def read_lrc(path: str | Path, *, strict: bool = False) -> Lrc:
     return parse_lrc(Path(path).read_text(encoding="utf-8-sig"), strict=strict)
 
@@ -168,7 +173,7 @@ def format_lrc(lines: Iterable[LrcLine | tuple[float, str]], tags: dict[str, str
 
 def write_lrc(path: str | Path, lines: Iterable[LrcLine | tuple[float, str]],
               tags: dict[str, str] | None = None) -> Path:
-    from ..io import atomic_write_text
+    from .io import atomic_write_text
 
     return atomic_write_text(path, format_lrc(lines, tags))
 
@@ -204,7 +209,7 @@ def beat_times(audio, sample_rate: int) -> list[float]:
     """Beat positions (seconds) that librosa finds in a mono or [channels, samples] clip."""
     import numpy as np
 
-    from ..optional import require
+    from .optional import require
 
     librosa = require("librosa", "all", "placing lyrics on beats")
     y = np.asarray(audio, dtype=np.float32)

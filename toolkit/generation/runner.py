@@ -1,0 +1,154 @@
+"""Serving validated jobs with a built recipe: output names, progress, the manifest, reruns that keep what exists.
+
+Every output `X.<fmt>` is written atomically with `X.json` beside it (the manifest: the request as given,
+what validation warned about, the model files with hashes, the resolved config, seed, steps, guidance,
+device, dtype, timings). `--skip-existing` keeps an output whose manifest records the same request, model
+and config, so a rerun finishes only what is missing.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..models.requests import to_record
+from .outputs import FORMATS, save_song
+from .requests_io import Job
+
+DROPPED_SUFFIX = "_dropped"
+
+
+@dataclass
+class RunSettings:
+    out: Path
+    fmt: str
+    single_file: bool
+    device: torch.device
+    dtype_name: str
+    dtype_reason: str = ""
+    quiet: bool = False
+
+
+def output_paths(job: Job, settings: RunSettings) -> list[Path]:
+    batch = getattr(job.request, "batch", 1)
+    stem = settings.out.stem if settings.single_file else job.name
+    folder = settings.out.parent if settings.single_file else settings.out
+    if getattr(job.request, "drop_conditions", False):
+        stem += DROPPED_SUFFIX
+    if batch == 1:
+        return [folder / f"{stem}.{settings.fmt}"]
+    return [folder / f"{stem}_{i}.{settings.fmt}" for i in range(batch)]
+
+
+def request_record(job: Job) -> dict:
+    """The request as the manifest records it (and `--skip-existing` compares it)."""
+    return {"id": job.name, **to_record(job.request)}
+
+
+def already_generated(job: Job, paths: list[Path], model: dict, config: dict) -> bool:
+    """Every output of `job` exists beside a manifest that records this request, model and config."""
+    wanted = json.loads(json.dumps({"request": request_record(job), "checkpoint": model["sha256"],
+                                    "config": config}))
+    for path in paths:
+        manifest_path = path.with_suffix(".json")
+        if not (path.is_file() and manifest_path.is_file()):
+            return False
+        try:
+            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        except ValueError:
+            return False
+        found = {"request": manifest.get("request"), "checkpoint": (manifest.get("checkpoint") or {}).get("sha256"),
+                 "config": manifest.get("config")}
+        if found != wanted:
+            return False
+    return True
+
+
+class Progress:
+    """One tqdm bar per request over the ODE updates (of every chunk) and the decode."""
+
+    def __init__(self, name: str, quiet: bool, extra: Callable[[str, int, int], None] | None = None):
+        self.name, self.quiet, self.extra = name, quiet, extra
+        self.bar = None
+
+    def step(self, i: int, n: int, *_: Any) -> None:
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=n, desc=f"{self.name}: sampling", unit="step", disable=self.quiet,
+                            file=sys.stderr, dynamic_ncols=True)
+        self.bar.update(1)
+        if self.extra is not None:
+            self.extra("sampling", i + 1, n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def run_job(job: Job, recipe: Any, settings: RunSettings, model: dict, config: dict,
+            progress: Callable[[str, int, int], None] | None = None) -> list[Path]:
+    """Generate one job and write its outputs; returns the paths written (audio and manifests)."""
+    from .. import __version__
+    from ..eval.memory import peak_rss_mb
+
+    request = job.checked.request
+    bar = Progress(job.name, settings.quiet, progress)
+    started = time.perf_counter()
+    try:
+        result = recipe.generate(request, progress=bar.step)
+    finally:
+        bar.close()
+    wall = time.perf_counter() - started
+    paths = output_paths(job, settings)
+    if len(result.audio) != len(paths):
+        raise RuntimeError(f"the recipe returned {len(result.audio)} outputs for {len(paths)} expected")
+    steps = getattr(request, "steps", None) or getattr(recipe.sampler, "steps", None)
+    dropped = getattr(request, "drop_conditions", False)
+    guidance = 0.0 if dropped else (getattr(request, "cfg", None) if getattr(request, "cfg", None) is not None
+                                    else getattr(recipe.sampler, "cfg_strength", None))
+    seed = getattr(request, "seed", None)
+    written: list[Path] = []
+    for i, path in enumerate(paths):
+        item_seed = None if seed is None else seed + i
+        manifest = {
+            "audio": path.name, "request": request_record(job), "warnings": list(job.checked.warnings),
+            "checkpoint": model, "config": config, "recipe": config.get("recipe"), "seed": item_seed,
+            "batch_index": i, "seconds": result.info.get("seconds"), "wall_seconds": wall / len(paths),
+            "request_wall_seconds": wall, "peak_rss_mb": peak_rss_mb(), "lrc": job.checked.lrc,
+            **job.checked.record,
+            "condition": result.info.get("condition", "full"), "steps": steps, "guidance": guidance,
+            "level": result.info.get("level"), "toolkit_version": __version__, "device": str(settings.device),
+            "dtype": settings.dtype_name, "dtype_reason": settings.dtype_reason, "sample_rate": result.sample_rate,
+            "frames": result.info.get("frames"), "weights": model.get("weights"),
+        }
+        tags = {**job.checked.tags, "SEED": str(item_seed), "STEPS": str(steps),
+                "GUIDANCE": "" if guidance is None else f"{guidance:g}", "CHECKPOINT_SHA256": model["sha256"],
+                "CONDITION": manifest["condition"]}
+        title = getattr(request, "title", None) or job.name
+        if len(paths) > 1:
+            title = f"{title} ({i + 1}/{len(paths)})"
+        try:
+            written += save_song(path, result.audio[i].to(torch.float32), result.sample_rate, settings.fmt,
+                                 title=title, lrc=job.checked.lrc, tag_fields=tags, manifest=manifest)
+        except BaseException:  # nothing half-done stays: the batch's earlier files go too
+            for done in written:
+                done.unlink(missing_ok=True)
+            raise
+    return written
+
+
+def output_format(out: Path, fmt: str | None) -> tuple[str, bool]:
+    """(format, whether --out names one file) from --out and --format."""
+    suffix = out.suffix.lower().lstrip(".")
+    single = suffix in FORMATS
+    if single and fmt and fmt != suffix:
+        raise ValueError(f"--out {out} and --format {fmt} disagree: name the file .{fmt}")
+    return fmt or (suffix if single else "wav"), single
