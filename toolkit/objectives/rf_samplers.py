@@ -56,6 +56,25 @@ def linspace_grid(steps: int, sigma_max: float = 1.0, shift: DistributionShift |
     return t
 
 
+class FlowTimeView(Backbone):
+    """A rectified-flow backbone seen in the toolkit's CFM convention: flow time tau = 1 - t, velocity x1 - x0.
+
+    forward(x, cond, conditions, tau, drop) = -backbone(x, cond, conditions, 1 - tau, drop), so the toolkit's
+    `flow` sampler (Euler / midpoint from tau = 0 to 1) integrates a Stable Audio Open Small model.
+    """
+
+    def __init__(self, backbone: Backbone):
+        super().__init__()
+        self.backbone = backbone
+        self.latent_dim = getattr(backbone, "latent_dim", None)
+
+    def inputs(self):
+        return self.backbone.inputs()
+
+    def forward(self, x, cond, conditions, time, drop=None):
+        return -self.backbone(x, cond, conditions, 1 - torch.as_tensor(time, device=x.device), drop)
+
+
 def rf_euler(model: Model, x: torch.Tensor, t: torch.Tensor, callback: Callback = None) -> torch.Tensor:
     for i, (t_curr, t_next) in enumerate(zip(t[:-1], t[1:])):
         v = model(x, t_curr * torch.ones((x.shape[0],), dtype=x.dtype, device=x.device))
