@@ -20,17 +20,26 @@ this module keeps upstream's form and its rescale so Stable Audio Open's numbers
 
 from __future__ import annotations
 
-from typing import Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
 from ..protocols import Backbone
 
+Model = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (x [B, T, D], t [B]) -> output, what samplers call
+Callback = Callable[[dict], Any] | None
+
 
 def _batch(value, b: int):
+    """A tensor with a leading batch of 1 expanded to b (anything else unchanged)."""
     if torch.is_tensor(value) and value.ndim > 0 and value.shape[0] == 1 and b > 1:
         return value.expand(b, *value.shape[1:])
     return value
+
+
+def batch_conditions(conditions: Mapping[str, torch.Tensor], b: int) -> dict[str, torch.Tensor]:
+    """Conditions with a leading batch of 1 expanded to b."""
+    return {name: _batch(value, b) for name, value in conditions.items()}
 
 
 def null_masked_tokens(backbone: Backbone, conditions: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -16,17 +16,15 @@ torchdiffeq, and only these few functions are needed; the parity tests pin them 
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Mapping
+from typing import Callable, Mapping
 
 import torch
 
 from ..protocols import Backbone, Sampler
 from ..registry import SAMPLERS
-from .guidance import GuidedModel
-from .noise_streams import ItemNoise
+from .guidance import Callback, GuidedModel, Model, batch_conditions
+from .noise_streams import initial_noise, step_noise_fn
 
-Model = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-Callback = Callable[[dict], Any] | None
 METHODS = ("dpmpp-3m-sde", "dpmpp-2m", "v-ddim")
 
 
@@ -121,47 +119,11 @@ def v_ddim(model: Model, x: torch.Tensor, steps: int, sigma_max: float = 1.0,
         pred = x * alphas[i] - v * sigmas[i]
         eps = x * sigmas[i] + v * alphas[i]
         if i < steps - 1:
-            ddim_sigma = 0.0 * (sigmas[i + 1] ** 2 / sigmas[i] ** 2).sqrt() * (1 - alphas[i] ** 2 / alphas[i + 1] ** 2).sqrt()
-            x = pred * alphas[i + 1] + eps * (sigmas[i + 1] ** 2 - ddim_sigma ** 2).sqrt()
+            # eta 0: no fresh noise; upstream's adjusted sigma is sqrt(sigma_{i+1}^2 - 0), kept for its rounding
+            x = pred * alphas[i + 1] + eps * (sigmas[i + 1] ** 2).sqrt()
         if callback is not None:
             callback({"x": x, "i": i, "t": t[i], "sigma": sigmas[i], "denoised": pred})
     return pred
-
-
-def batch_conditions(conditions: Mapping[str, torch.Tensor], b: int) -> dict[str, torch.Tensor]:
-    """Conditions with a leading batch of 1 expanded to b."""
-    out = {}
-    for name, value in conditions.items():
-        if torch.is_tensor(value) and value.ndim > 0 and value.shape[0] == 1 and b > 1:
-            value = value.expand(b, *value.shape[1:])
-        out[name] = value
-    return out
-
-
-def initial_noise(noise: torch.Tensor | None, cond: torch.Tensor | None, shape, stream: ItemNoise | None,
-                  seed: int | None) -> tuple[torch.Tensor, ItemNoise]:
-    """The given noise, or the first draw of a per-item stream (shape from `shape` or `cond`)."""
-    if noise is not None:
-        return noise.float(), stream or ItemNoise(noise.shape[0], seed, device=noise.device)
-    if shape is None:
-        if cond is None:
-            raise ValueError("give the initial noise [B, T, D], or shape=(B, T, D) (or a cond tensor of that shape)")
-        shape = tuple(cond.shape)
-        device = cond.device
-    else:
-        device = "cpu" if cond is None else cond.device
-    b, frames, dim = shape
-    stream = stream or ItemNoise(b, seed, device=device)
-    return stream.draw(frames, dim), stream
-
-
-def step_noise_fn(step_noise, stream: ItemNoise, x: torch.Tensor) -> Callable[[int], torch.Tensor]:
-    """step i -> N(0, 1) like x: from a given [n, B, T, D] tensor / callable, else the item stream."""
-    if step_noise is None:
-        return lambda i: stream.draw(*x.shape[1:]).to(x.dtype)
-    if callable(step_noise):
-        return step_noise
-    return lambda i: step_noise[i].to(device=x.device, dtype=x.dtype)
 
 
 @SAMPLERS.register("v_diffusion")
@@ -206,7 +168,7 @@ class VDiffusionSampler(Sampler):
             raise TypeError(f"v_diffusion sampler: unknown options {unknown}; known: {sorted(self.defaults)}")
         o = {**self.defaults, **{k: v for k, v in overrides.items() if v is not None}}
         self._check(o["method"])
-        x, stream = initial_noise(noise, cond, shape, None, seed)
+        x, stream = initial_noise(noise, cond, shape, seed)
         model = GuidedModel(backbone, batch_conditions(conditions, x.shape[0]), cfg_scale=o["cfg_scale"],
                             uncond_drop=o["uncond_drop"], negative_conditions=negative_conditions,
                             scale_phi=o["scale_phi"], interval=o["cfg_interval"],
@@ -214,8 +176,8 @@ class VDiffusionSampler(Sampler):
         if o["method"] == "v-ddim":
             sigma_max = min(o["sigma_max"], 1.0)
             if init is not None:
-                alpha, sigma = torch.cos(torch.tensor(sigma_max) * math.pi / 2), torch.sin(torch.tensor(sigma_max) * math.pi / 2)
-                x = init.to(x) * alpha + x * sigma
+                angle = torch.tensor(sigma_max) * math.pi / 2
+                x = init.to(x) * torch.cos(angle) + x * torch.sin(angle)
             return v_ddim(model, x, o["steps"], sigma_max, callback)
         sigmas = polyexponential_sigmas(o["steps"], o["sigma_min"], o["sigma_max"], o["rho"], device=x.device)
         x = x * sigmas[0]

@@ -7,6 +7,8 @@ seed, torch's global generator is used.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 
 
@@ -23,3 +25,28 @@ class ItemNoise:
             return torch.randn(self.batch, *item_shape).to(device=self.device, dtype=self.dtype)
         items = [torch.randn(*item_shape, generator=g) for g in self.generators]
         return torch.stack(items).to(device=self.device, dtype=self.dtype)
+
+
+def initial_noise(noise: torch.Tensor | None, cond: torch.Tensor | None, shape: tuple[int, int, int] | None,
+                  seed: int | None) -> tuple[torch.Tensor, ItemNoise]:
+    """(start noise, the per-item stream for later draws): the given noise, or the stream's first draw (shape
+    from `shape` or `cond`)."""
+    if noise is not None:
+        return noise.float(), ItemNoise(noise.shape[0], seed, device=noise.device)
+    if shape is None:
+        if cond is None:
+            raise ValueError("give the initial noise [B, T, D], or shape=(B, T, D) (or a cond tensor of that shape)")
+        shape = tuple(cond.shape)
+    device = "cpu" if cond is None else cond.device
+    b, frames, dim = shape
+    stream = ItemNoise(b, seed, device=device)
+    return stream.draw(frames, dim), stream
+
+
+def step_noise_fn(step_noise, stream: ItemNoise, x: torch.Tensor) -> Callable[[int], torch.Tensor]:
+    """step i -> N(0, 1) like x: from a given [n, B, T, D] tensor or callable, else the item stream."""
+    if step_noise is None:
+        return lambda i: stream.draw(*x.shape[1:]).to(x.dtype)
+    if callable(step_noise):
+        return step_noise
+    return lambda i: step_noise[i].to(device=x.device, dtype=x.dtype)

@@ -24,8 +24,8 @@ import torch
 from ..protocols import Backbone, Sampler
 from ..registry import SAMPLERS
 from .diffusion_times import DistributionShift
-from .guidance import GuidedModel
-from .k_samplers import Callback, Model, batch_conditions, initial_noise, step_noise_fn
+from .guidance import Callback, GuidedModel, Model, batch_conditions
+from .noise_streams import initial_noise, step_noise_fn
 
 METHODS = ("euler", "pingpong", "dpmpp")
 GRIDS = ("logsnr", "linspace")
@@ -167,7 +167,7 @@ class RectifiedFlowSampler(Sampler):
             raise TypeError(f"rectified_flow sampler: unknown options {unknown}; known: {sorted(self.defaults)}")
         o = {**self.defaults, **{k: v for k, v in overrides.items() if v is not None}}
         self._check(o["method"], o["time_grid"])
-        x, stream = initial_noise(noise, cond, shape, None, seed)
+        x, stream = initial_noise(noise, cond, shape, seed)
         sigma_max = min(o["sigma_max"], 1.0)
         if init is not None:
             x = init.to(x) * (1 - sigma_max) + x * sigma_max
