@@ -196,3 +196,24 @@ def test_number_conditioner_clamps_and_checks():
         NumberConditioner(16, 5, 5)
     null_tokens, null_mask = cond.null(3)
     assert not null_tokens.any() and not null_mask.any()
+
+
+def test_given_noise_continues_the_seeded_stream():
+    """noise=draw_noise(seed) and noise=None with the same seed give the same ping-pong sample."""
+    sampler = SAMPLERS.build({"type": "rectified_flow", "method": "pingpong", "steps": 3})
+    net = tiny()
+    drawn = sampler.sample(net, None, None, conditions(2), shape=(2, T, D), seed=3)
+    given = sampler.sample(net, draw_noise(2, T, D, seed=3), None, conditions(2), seed=3)
+    assert torch.equal(drawn, given)
+
+
+def test_masked_loss_normalises_by_the_global_frame_count():
+    net = tiny()
+    x1, lens = torch.randn(2, T, D), torch.tensor([T, 5])
+    objective = VDiffusionObjective(mask_padding=True)
+    with torch.no_grad():
+        local = objective(net, x1, conditions(), lens, step=1)
+        wide = objective(net, x1, conditions(), lens, step=1, num_valid_global=4 * (T + 5))
+    assert int(local["num_loss_frames"]) == T + 5
+    assert torch.allclose(wide["loss"], local["loss"] / 4)
+    assert torch.allclose(local["loss_sum"], local["loss"] * (T + 5) * D)

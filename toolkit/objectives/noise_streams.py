@@ -29,10 +29,13 @@ class ItemNoise:
 
 def initial_noise(noise: torch.Tensor | None, cond: torch.Tensor | None, shape: tuple[int, int, int] | None,
                   seed: int | None) -> tuple[torch.Tensor, ItemNoise]:
-    """(start noise, the per-item stream for later draws): the given noise, or the stream's first draw (shape
-    from `shape` or `cond`)."""
+    """(start noise, the per-item stream for later draws): the stream's first draw (shape from `shape` or `cond`),
+    or the given noise, after which the stream continues from its second draw (as if it had drawn the noise)."""
     if noise is not None:
-        return noise.float(), ItemNoise(noise.shape[0], seed, device=noise.device)
+        stream = ItemNoise(noise.shape[0], seed, device=noise.device)
+        if seed is not None:
+            stream.draw(*noise.shape[1:])
+        return noise.float(), stream
     if shape is None:
         if cond is None:
             raise ValueError("give the initial noise [B, T, D], or shape=(B, T, D) (or a cond tensor of that shape)")

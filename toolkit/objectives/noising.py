@@ -61,12 +61,15 @@ def noised_and_target(path: str, x: torch.Tensor, noise: torch.Tensor,
     return noised, target
 
 
-def masked_mse(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
-    """Mean squared error over all elements, or over the elements of valid [B, T] frames."""
+def squared_errors(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
+    """The squared errors of every element, or of the elements of valid [B, T] frames (flat)."""
     err = F.mse_loss(pred.float(), target.float(), reduction="none")
-    if valid is None:
-        return err.mean()
-    return err[valid[..., None].expand_as(err)].mean()
+    return err.flatten() if valid is None else err[valid[..., None].expand_as(err)]
+
+
+def masked_mse(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
+    """Mean squared error over all elements, or over the elements of valid [B, T] frames (upstream's MSELoss)."""
+    return squared_errors(pred, target, valid).mean()
 
 
 class NoisingObjective(Objective):
@@ -121,9 +124,14 @@ class NoisingObjective(Objective):
 
     def forward(self, backbone: Backbone, x1: torch.Tensor, conditions: Mapping[str, torch.Tensor],
                 lens: torch.Tensor, *, step: int = 0, sample_index: torch.Tensor | None = None,
+                num_valid_global: int | torch.Tensor | None = None,
                 draws: Mapping[str, Any] | None = None) -> dict[str, torch.Tensor]:
-        """x1 [B, T, D] clean latents, lens [B] valid frames -> {"loss", "pred", "target", "x_t", "noise", "time",
-        "drop", "valid"} (valid: the [B, T] mask the loss used, or None)."""
+        """x1 [B, T, D] clean latents, lens [B] valid frames -> {"loss", "loss_sum", "num_loss_frames", "pred",
+        "target", "x_t", "noise", "time", "drop", "valid"} (valid: the [B, T] mask the loss used, or None).
+
+        num_valid_global: with a masked loss, the valid frames of the whole (multi-process) batch, so the loss is
+        its sum / (frames x D) as in `cfm`; the unmasked loss is the local mean (upstream's) either way.
+        """
         b, t, _ = x1.shape
         lens = lens.to(x1.device)
         index = torch.arange(b) if sample_index is None else sample_index
@@ -141,9 +149,14 @@ class NoisingObjective(Objective):
         x_t, target = noised_and_target(self.path, x1, noise, time)
         pred = backbone(x_t, torch.zeros_like(x1), conditions, time, drop)
         valid = (torch.arange(t, device=x1.device)[None, :] < lens[:, None]) if use_mask else None
-        loss = masked_mse(pred, target, valid)
-        return {"loss": loss, "pred": pred, "target": target, "x_t": x_t, "noise": noise, "time": time,
-                "drop": drop, "valid": valid}
+        err = squared_errors(pred, target, valid)
+        frames = valid.sum() if valid is not None else torch.tensor(b * t, device=x1.device)
+        if valid is not None and num_valid_global is not None:
+            loss = err.sum() / (torch.as_tensor(num_valid_global, device=x1.device) * x1.shape[2])
+        else:
+            loss = err.mean() if err.numel() else err.sum()
+        return {"loss": loss, "loss_sum": err.sum(), "num_loss_frames": frames, "pred": pred, "target": target,
+                "x_t": x_t, "noise": noise, "time": time, "drop": drop, "valid": valid}
 
 
 @OBJECTIVES.register("v_diffusion")
