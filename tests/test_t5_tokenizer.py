@@ -5,12 +5,11 @@ truncation keeps EOS, padding with the pad id, the mask, and what lands in the s
 from __future__ import annotations
 
 import pytest
+import tokenizers
 import torch
+import transformers
 
 from toolkit.registry import CONDITIONERS
-
-transformers = __import__("transformers")
-tokenizers = __import__("tokenizers")
 
 CORPUS = ["warm arpeggios on house beats with drums", "glitchy bass design with lots of distortion",
           "a long reverb tail", "kick", "rain on a tin roof", "soft piano chords", "deep techno groove"]
@@ -26,7 +25,8 @@ def tiny_tokenizer():
     tok = tokenizers.Tokenizer(models.Unigram())
     tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="always")
     tok.decoder = decoders.Metaspace(replacement="\u2581", prepend_scheme="always")
-    trainer = trainers.UnigramTrainer(vocab_size=T5["vocab_size"], special_tokens=[PAD, EOS, UNK], unk_token=UNK)
+    trainer = trainers.UnigramTrainer(vocab_size=T5["vocab_size"], special_tokens=[PAD, EOS, UNK], unk_token=UNK,
+                                      show_progress=False)
     tok.train_from_iterator(CORPUS * 4, trainer)
     tok.post_processor = processors.TemplateProcessing(single=f"$A {EOS}", pair=f"$A {EOS} $B {EOS}",
                                                        special_tokens=[(EOS, 1)])
