@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from ..codecs.loading import read_state_dict
+from ..conditioners.number import NumberConditioner
 from ..weights import load_strict
 from .dit_sao import SAODiT
 
@@ -70,8 +71,6 @@ def build_released_dit(name: str, device: torch.device | str = "cpu") -> SAODiT:
 
 def build_released_number_conditioners(name: str, device: torch.device | str = "cpu") -> dict[str, nn.Module]:
     """The released model's number conditioners by id (the only conditioners with keys in the checkpoint)."""
-    from ..conditioners.number import NumberConditioner
-
     out = {}
     with torch.device(device):
         for cid, node in released_config(name)["conditioners"].items():
