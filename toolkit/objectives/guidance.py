@@ -99,6 +99,14 @@ def guided_forward(backbone: Backbone, x: torch.Tensor, cond: torch.Tensor | Non
     return (out, batch_out) if return_batch else out
 
 
+def sampler_options(kind: str, defaults: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """A sampler's constructor defaults with the per-call overrides that are not None; unknown names fail."""
+    unknown = sorted(set(overrides) - set(defaults))
+    if unknown:
+        raise TypeError(f"{kind} sampler: unknown options {unknown}; known: {sorted(defaults)}")
+    return {**defaults, **{k: v for k, v in overrides.items() if v is not None}}
+
+
 class GuidedModel:
     """model(x [B, T, D], t [B]) -> guided backbone output, with fixed conditions (what the samplers integrate).
 

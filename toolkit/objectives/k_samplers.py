@@ -22,7 +22,7 @@ import torch
 
 from ..protocols import Backbone, Sampler
 from ..registry import SAMPLERS
-from .guidance import Callback, GuidedModel, Model, batch_conditions
+from .guidance import Callback, GuidedModel, Model, batch_conditions, sampler_options
 from .noise_streams import initial_noise, step_noise_fn
 
 METHODS = ("dpmpp-3m-sde", "dpmpp-2m", "v-ddim")
@@ -163,10 +163,7 @@ class VDiffusionSampler(Sampler):
                conditions: Mapping[str, torch.Tensor], *, negative_conditions: Mapping[str, torch.Tensor] | None = None,
                init: torch.Tensor | None = None, shape: tuple[int, int, int] | None = None, seed: int | None = None,
                step_noise=None, callback: Callback = None, trace: list | None = None, **overrides) -> torch.Tensor:
-        unknown = sorted(set(overrides) - set(self.defaults))
-        if unknown:
-            raise TypeError(f"v_diffusion sampler: unknown options {unknown}; known: {sorted(self.defaults)}")
-        o = {**self.defaults, **{k: v for k, v in overrides.items() if v is not None}}
+        o = sampler_options("v_diffusion", self.defaults, overrides)
         self._check(o["method"])
         x, stream = initial_noise(noise, cond, shape, seed)
         model = GuidedModel(backbone, batch_conditions(conditions, x.shape[0]), cfg_scale=o["cfg_scale"],

@@ -24,7 +24,7 @@ import torch
 from ..protocols import Backbone, Sampler
 from ..registry import SAMPLERS
 from .diffusion_times import DistributionShift
-from .guidance import Callback, GuidedModel, Model, batch_conditions
+from .guidance import Callback, GuidedModel, Model, batch_conditions, sampler_options
 from .noise_streams import initial_noise, step_noise_fn
 
 METHODS = ("euler", "pingpong", "dpmpp")
@@ -162,10 +162,7 @@ class RectifiedFlowSampler(Sampler):
                conditions: Mapping[str, torch.Tensor], *, negative_conditions: Mapping[str, torch.Tensor] | None = None,
                init: torch.Tensor | None = None, shape: tuple[int, int, int] | None = None, seed: int | None = None,
                step_noise=None, callback: Callback = None, trace: list | None = None, **overrides) -> torch.Tensor:
-        unknown = sorted(set(overrides) - set(self.defaults))
-        if unknown:
-            raise TypeError(f"rectified_flow sampler: unknown options {unknown}; known: {sorted(self.defaults)}")
-        o = {**self.defaults, **{k: v for k, v in overrides.items() if v is not None}}
+        o = sampler_options("rectified_flow", self.defaults, overrides)
         self._check(o["method"], o["time_grid"])
         x, stream = initial_noise(noise, cond, shape, seed)
         sigma_max = min(o["sigma_max"], 1.0)
