@@ -19,21 +19,16 @@ The objectives and samplers (toolkit.objectives.v_diffusion / rectified_flow) ha
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from ..objectives.guidance import guided_forward
-from ..protocols import (
-    INPUT_CONCAT,
-    INPUT_CROSS_ATTN,
-    INPUT_GLOBAL,
-    INPUT_PREPEND,
-    Backbone,
-    InputSpec,
-)
+from ..protocols import INPUT_CONCAT, INPUT_CROSS_ATTN, INPUT_GLOBAL, INPUT_PREPEND, Backbone, InputSpec, generic_input
 from ..registry import BACKBONES
 from .dit_sao_transformer import QK_NORMS, ContinuousTransformer
 from .drops import drop_masks
@@ -55,6 +50,19 @@ class FourierFeatures(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         f = 2 * math.pi * x @ self.weight.T
         return torch.cat([f.cos(), f.sin()], dim=-1)
+
+
+# Every input this DiT can have; which it has, and their widths, come from its configuration (as upstream's).
+INPUTS = {
+    "cross_attn": generic_input(INPUT_CROSS_ATTN, optional=False, mask="cross_attn_mask",
+                                doc="tokens attended by every block (mask ignored, as upstream)"),
+    "global": generic_input(INPUT_GLOBAL, optional=False,
+                            doc="added to the time embedding, prepended as the last extra token"),
+    "prepend": generic_input(INPUT_PREPEND, optional=False, mask="prepend_mask",
+                             doc="tokens before the global token (mask ignored, as upstream)"),
+    "input_concat": generic_input(INPUT_CONCAT, optional=False,
+                                  doc="frame features concatenated to the latent channels"),
+}
 
 
 def _mlp(dim_in: int, dim_out: int, bias: bool) -> nn.Sequential:
@@ -95,6 +103,8 @@ class SAODiT(Backbone):
         prepend this is upstream's null embedding in guidance and training dropout; upstream never drops
         global or input_concat, zeros is the toolkit's choice); "audio" is accepted and has no effect.
     """
+
+    INPUTS = INPUTS
 
     def __init__(self, embed_dim: int = 1536, depth: int = 24, num_heads: int = 24, *, latent_dim: int = 64,
                  cond_token_dim: int = 768, project_cond_tokens: bool = False, global_cond_dim: int = 1536,
@@ -166,20 +176,10 @@ class SAODiT(Backbone):
         return kwargs
 
     def inputs(self) -> Mapping[str, InputSpec]:
-        specs = {}
-        if self.cond_token_dim > 0:
-            specs["cross_attn"] = InputSpec(INPUT_CROSS_ATTN, self.cond_token_dim, multi=True, mask="cross_attn_mask",
-                                            doc="tokens attended by every block (mask ignored, as upstream)")
-        if self.global_cond_dim > 0:
-            specs["global"] = InputSpec(INPUT_GLOBAL, self.global_cond_dim, multi=True,
-                                        doc="added to the time embedding, prepended as the last extra token")
-        if self.prepend_cond_dim > 0:
-            specs["prepend"] = InputSpec(INPUT_PREPEND, self.prepend_cond_dim, multi=True, mask="prepend_mask",
-                                         doc="tokens before the global token (mask ignored, as upstream)")
-        if self.input_concat_dim > 0:
-            specs["input_concat"] = InputSpec(INPUT_CONCAT, self.input_concat_dim, multi=True,
-                                              doc="frame features concatenated to the latent channels")
-        return specs
+        """The inputs this configuration has (upstream's config decides, as cond_token_dim etc. do there)."""
+        widths = {"cross_attn": self.cond_token_dim, "global": self.global_cond_dim,
+                  "prepend": self.prepend_cond_dim, "input_concat": self.input_concat_dim}
+        return {name: replace(spec, dim=widths[name]) for name, spec in self.INPUTS.items() if widths[name] > 0}
 
     # --------------------------------------------------------------------------------------------- forward
     def forward_channels_first(self, x: torch.Tensor, t: torch.Tensor, cross_attn_cond: torch.Tensor | None = None,

@@ -19,7 +19,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from ..protocols import GLOBAL, Conditioner
+from ..protocols import OUT_TOKENS, Conditioner
 from ..registry import CONDITIONERS
 
 FOURIER_DIM = 256
@@ -64,8 +64,7 @@ class NumberConditioner(Conditioner):
         mask [B, 1] float ones). null(B) -> zeros of both.
     """
 
-    placement = GLOBAL
-    output_kind = "tokens"
+    output_kind = OUT_TOKENS
 
     def __init__(self, output_dim: int = 768, min_val: float = 0.0, max_val: float = 512.0, *, key: str = "number"):
         super().__init__()

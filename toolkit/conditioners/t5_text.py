@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from ..optional import require
-from ..protocols import GLOBAL, Conditioner
+from ..protocols import OUT_TOKENS, Conditioner
 from ..registry import CONDITIONERS
 from ..weights import load_strict
 
@@ -55,8 +55,7 @@ class T5TextConditioner(Conditioner):
     null(B) -> zero tokens and an all-False mask (upstream's null embedding).
     """
 
-    placement = GLOBAL
-    output_kind = "tokens"
+    output_kind = OUT_TOKENS
 
     def __init__(self, output_dim: int = 768, model_path: str | None = None, *, tokenizer_path: str | None = None,
                  t5_config: Mapping[str, Any] | None = None, max_length: int = 128, project_out: bool = False,

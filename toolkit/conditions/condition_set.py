@@ -129,6 +129,12 @@ class ConditionSet(nn.ModuleDict):
                 raise ConditionConfigError(
                     f"condition(s) {names} bind to input '{input_name}', which this {name} does not have as "
                     f"configured; its inputs: {describe_inputs(inputs)}")
+        for input_name, names in self.bound.items():  # widths the configuration fixed (e.g. SAO's cond dims)
+            target = inputs[input_name]
+            width = self._bound_width(input_name, target, names)
+            if target.dim is not None and width is not None and width != target.dim and not target.optional:
+                raise ConditionConfigError(f"input '{input_name}' of {name} is {target.dim} wide but {names} give "
+                                           f"{width}: set the conditioners' output_dim or the backbone's width")
         missing = [n for n, s in inputs.items() if s.required and n not in self.bound]
         if missing:
             raise ConditionConfigError(f"{name} needs a condition bound to input(s) {missing}; add a `conditions:` "
