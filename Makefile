@@ -4,13 +4,21 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export HF_HUB_OFFLINE := 1
 
-.PHONY: install test demo bench lint clean-exp
+.PHONY: install test test-fast demo bench lint clean-exp
+LINTED := toolkit tests benchmarks egs scripts
 
 install:
 	bash scripts/bootstrap.sh
 
+# Everything: ruff, then every test (parity, slow, end-to-end and multi-process included).
 test: install
+	$(VENV)/bin/ruff check $(LINTED)
 	$(PY) -m pytest -q
+
+# Daily work: ruff, then all but the slow, end-to-end and multi-process tiers (under 2 minutes on 2 cores).
+test-fast: install
+	$(VENV)/bin/ruff check $(LINTED)
+	$(PY) -m pytest -q -m "not slow and not e2e and not ddp"
 
 demo: install
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash egs/diffrhythm/run.sh
@@ -20,7 +28,7 @@ bench: install
 	$(PY) benchmarks/bench_codec.py
 
 lint: install
-	$(PY) -m compileall -q toolkit tests benchmarks
+	$(VENV)/bin/ruff check $(LINTED)
 
 clean-exp:
 	rm -rf egs/*/exp
