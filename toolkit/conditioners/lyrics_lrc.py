@@ -211,21 +211,30 @@ class LyricsLrcConditioner(Conditioner):
         return result
 
     def encode_line(self, text: str) -> tuple[list[int], str | None]:
-        """(tokens, script) of one line: a line in a script no voice reads gives no tokens (an error in strict
-        mode) and the script's name, so one such line does not stop a song."""
-        from .g2p.languages import UnsupportedLanguageError, char_script
+        """(tokens, script) of one line. A line whose letters are mostly in a script no espeak-ng voice reads
+        (say Egyptian hieroglyphs, which a forced voice would spell out by their Unicode names) gives no
+        tokens and that script's name, so one such line does not stop a song; in strict mode it is an error.
+        A line that gives only punctuation tokens gives them, with its script when it has letters."""
+        from .g2p.languages import SCRIPT_VOICES, UnsupportedLanguageError, char_script
 
         if not text:
             return [], None
-        try:
-            tokens = self.tokenizer.encode(text)
-        except UnsupportedLanguageError:
+        scripts = Counter(char_script(ch) for ch in text if ch.isalpha())
+        readable = sum(n for script, n in scripts.items() if script == "LATIN" or script in SCRIPT_VOICES)
+        unreadable = scripts.most_common(1)[0][0].title() if scripts and readable * 2 < sum(scripts.values()) else None
+        tokens: list[int] = []
+        if unreadable is None:
+            try:
+                tokens = self.tokenizer.encode(text)
+            except UnsupportedLanguageError:
+                unreadable = next(iter(scripts), "UNKNOWN").title()
+        if unreadable is not None:
             if self.tokenizer.strict:
-                raise
-            tokens = []
+                raise UnsupportedLanguageError(f"no espeak-ng voice reads the {unreadable} script of the lyric "
+                                               f"line {text!r:.60}")
+            return [], unreadable
         if any(t not in SILENT_TOKENS for t in tokens):
             return tokens, None
-        scripts = Counter(char_script(ch) for ch in text if ch.isalpha())
         return tokens, (scripts.most_common(1)[0][0].title() if scripts else None)
 
     def token_lines(self, value: Any, num_frames: int) -> list[TokenLine]:
