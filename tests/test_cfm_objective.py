@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from dit_helpers import LATENT, ToyBackbone, tiny_conditions, tiny_dit
+
 from toolkit.keyed_random import keyed_seed
 from toolkit.objectives.cfm import CFMObjective, span_mask
 from toolkit.registry import OBJECTIVES

@@ -8,8 +8,17 @@ import pytest
 import soundfile as sf
 
 from toolkit.data import chorales
-from toolkit.data.chorales import (QUALIFYING, BuildSettings, build_piece, catalogue_key, check_score,
-                                   demo_lyric_lines, demo_pieces, load_piece, scan_corpus)
+from toolkit.data.chorales import (
+    QUALIFYING,
+    BuildSettings,
+    build_piece,
+    catalogue_key,
+    check_score,
+    demo_lyric_lines,
+    demo_pieces,
+    load_piece,
+    scan_corpus,
+)
 
 LRC_LINE = re.compile(r"^\[(\d\d):(\d\d\.\d\d)\](.+)$")
 

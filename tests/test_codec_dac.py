@@ -7,12 +7,11 @@ import math
 
 import pytest
 import torch
-
 from tiny_recipes import song_batch, song_conditions
 
-from toolkit.protocols import StepContext
 from toolkit.codecs.dac import DACCodec
 from toolkit.codecs.loading import WeightsMismatchError
+from toolkit.protocols import StepContext
 from toolkit.registry import CODECS
 
 # the released rates and kernels (so the same reach, ~10 latent frames) with tiny widths: latent 4 * 16 = 64

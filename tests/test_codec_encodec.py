@@ -7,12 +7,11 @@ import math
 
 import pytest
 import torch
-
 from tiny_recipes import song_batch, song_conditions
 
-from toolkit.protocols import StepContext
 from toolkit.codecs.encodec import EncodecCodec
 from toolkit.codecs.loading import WeightsMismatchError
+from toolkit.protocols import StepContext
 from toolkit.registry import CODECS
 
 # hop 8; no LSTM, so the causal network's reach is finite and chunked == unchunked away from seams

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-
 from golden import reference_file
+
 from toolkit.codecs.oobleck import OobleckCodec
 from toolkit.codecs.vocos import Vocos
 from toolkit.registry import CODECS

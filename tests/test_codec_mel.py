@@ -6,8 +6,8 @@ import json
 
 import pytest
 import torch
-
 from golden import golden_file, load_cases, select_cases
+
 from toolkit.codecs.mel import MelCodec
 from toolkit.codecs.mel_features import LogMelFeatures
 from toolkit.registry import CODECS

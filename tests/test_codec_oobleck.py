@@ -7,9 +7,9 @@ import warnings
 
 import pytest
 import torch
+from golden import golden_file, load_golden_weights
 from torch import nn
 
-from golden import golden_file, load_golden_weights
 from toolkit.codecs.loading import WeightsMismatchError
 from toolkit.codecs.oobleck import OobleckCodec, codec_kwargs_from_stable_audio_config
 from toolkit.codecs.oobleck_blocks import weight_norm_weight

@@ -15,6 +15,8 @@ from toolkit.bin import compare as compare_cli
 from toolkit.eval.compare import best_variants, metric_vs_x_png, variant_table
 from toolkit.experiments.compare_plan import make_plan
 
+pytestmark = [pytest.mark.e2e]  # runs the harness stages in subprocesses
+
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "egs" / "diffrhythm"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

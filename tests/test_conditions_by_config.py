@@ -20,8 +20,8 @@ import yaml
 from omegaconf import OmegaConf
 from tiny_recipes import MEL_8K, song_batch, song_conditions, tiny_song
 
-from toolkit.config import apply_overrides
 from toolkit.conditions.spec import ConditionConfigError
+from toolkit.config import apply_overrides
 from toolkit.models.factory import build_recipe
 from toolkit.protocols import StepContext
 

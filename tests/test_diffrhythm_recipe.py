@@ -4,7 +4,6 @@ import math
 
 import pytest
 import torch
-
 from tiny_recipes import song_batch, tiny_song
 
 from toolkit.models.diffrhythm.planning import edit_mask

@@ -11,7 +11,12 @@ from safetensors.torch import save_file
 from toolkit.backbones.dit_diffrhythm import DiffRhythmDiT
 from toolkit.checkpoints import CheckpointError
 from toolkit.models.diffrhythm.checkpoints import (
-    detect_variant, load_diffrhythm_checkpoint, load_state_dict_strict, read_state_dict, released_config)
+    detect_variant,
+    load_diffrhythm_checkpoint,
+    load_state_dict_strict,
+    read_state_dict,
+    released_config,
+)
 from toolkit.weights import WeightsMismatchError
 
 SMALL = dict(dim=64, depth=2, ff_mult=2, text_dim=512, conv_layers=1, latent_dim=8, num_heads=4)

@@ -6,8 +6,8 @@ import ast
 from pathlib import Path
 
 import pytest
-
 from golden import reference_file
+
 from toolkit.models.diffrhythm.checkpoints import build_released_backbone
 
 # upstream parameter counts at the released config (docs/reference/diffrhythm.md §3.1)

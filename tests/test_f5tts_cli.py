@@ -11,11 +11,11 @@ import math
 import pytest
 import torch
 import yaml
-
 from test_f5tts_cross_recipe import VOCOS_CONFIG
+
+from toolkit.bin.generate import main as generate
 from toolkit.codecs.vocos import Vocos
 from toolkit.conditioners.char_tokens import write_vocab
-from toolkit.bin.generate import main as generate
 from toolkit.config import apply_overrides
 from toolkit.models.f5tts.pretrained import find_files, published_config
 from toolkit.models.factory import build_recipe

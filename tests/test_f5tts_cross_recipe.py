@@ -8,13 +8,12 @@ import math
 import pytest
 import torch
 import yaml
-
 from tiny_recipes import song_batch, song_conditions
 
-from toolkit.protocols import StepContext
 from toolkit.codecs.vocos import Vocos
 from toolkit.models.diffrhythm.request import SongRequest
 from toolkit.models.factory import build_recipe
+from toolkit.protocols import StepContext
 
 VOCOS_CONFIG = {
     "feature_extractor": {"class_path": "vocos.feature_extractors.MelSpectrogramFeatures",

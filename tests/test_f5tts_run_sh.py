@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 import torch
 
+pytestmark = [pytest.mark.e2e]  # runs egs/f5tts/run.sh
+
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["train.max_steps=2", "train.batch_size=2", "train.save_every=2", "train.valid_every=2",
         "backbone.dim=32", "backbone.depth=1", "backbone.heads=2", "backbone.dim_head=16", "backbone.text_dim=16",

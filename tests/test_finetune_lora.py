@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from test_trainer_toy import ToyFrames, ToyRecipe, build_recipe, write_config
-from toolkit.protocols import StepContext
+
 from toolkit.bin import train as train_cli
-from toolkit.config import load_config
-from toolkit.weights import WeightsMismatchError
 from toolkit.checkpoints import load_checkpoint, read_weights
+from toolkit.config import load_config
+from toolkit.protocols import StepContext
 from toolkit.training.lora import LoRALinear, apply_lora, merge_lora
 from toolkit.training.trainer import Trainer
 from toolkit.training.weights import init_from, strict_load
+from toolkit.weights import WeightsMismatchError
 
 FAST = ["train.max_steps=4", "train.save_every=4", "train.valid_every=4", "train.log_every=1", "train.lr=0.05",
         "train.warmup_steps=0"]

@@ -9,7 +9,6 @@ import mutagen
 import numpy as np
 import pytest
 import soundfile as sf
-
 from test_generate_fixtures import LRC, SR, make_checkpoint, run, write_tone
 
 MANIFEST_KEYS = {"request", "checkpoint", "config", "seed", "seconds", "wall_seconds", "peak_rss_mb", "lrc", "warnings",

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-
 from test_generate_fixtures import LRC, SR, TINY, make_checkpoint, run, write_tone
 
 

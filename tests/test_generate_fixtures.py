@@ -7,7 +7,6 @@ import math
 import numpy as np
 import soundfile as sf
 import torch
-
 from tiny_recipes import song_conditions
 
 from toolkit.checkpoints import FORMAT_VERSION

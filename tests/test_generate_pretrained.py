@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-
 from golden import golden_file
 from test_generate_fixtures import run
+
 from toolkit.backbones.dit_diffrhythm import DiffRhythmDiT
 from toolkit.models.diffrhythm.pretrained import PretrainedError, locate, pretrained_config, resolve_variant
 
@@ -72,8 +72,8 @@ def test_the_config_is_read_off_the_files(folder):
 
 
 def test_published_weights_load_strictly(folder, tmp_path):
-    from toolkit.weights import WeightsMismatchError
     from toolkit.models.diffrhythm.pretrained import build_published_recipe
+    from toolkit.weights import WeightsMismatchError
 
     cfg, files, _ = pretrained_config(folder, "base")
     recipe = build_published_recipe(cfg, files.dit)

@@ -8,11 +8,28 @@ import numpy as np
 import pytest
 import torch
 
-from toolkit.lrc import (LrcError, LrcLine, format_lrc, format_time, looks_like_lrc, parse_lrc,
-                                      plain_lines, read_lrc, time_evenly, time_on_beats, time_plain_lyrics,
-                                      write_lrc)
-from toolkit.conditioners.lyrics_lrc import (LyricsLrcConditioner, NoLyricsInWindowError, place_tokens,
-                                             song_frames, time_to_frame, window_lines)
+from toolkit.conditioners.lyrics_lrc import (
+    LyricsLrcConditioner,
+    NoLyricsInWindowError,
+    place_tokens,
+    song_frames,
+    time_to_frame,
+    window_lines,
+)
+from toolkit.lrc import (
+    LrcError,
+    LrcLine,
+    format_lrc,
+    format_time,
+    looks_like_lrc,
+    parse_lrc,
+    plain_lines,
+    read_lrc,
+    time_evenly,
+    time_on_beats,
+    time_plain_lyrics,
+    write_lrc,
+)
 
 
 def pairs(text, **kw):

@@ -5,8 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from toolkit.eval.codec_metrics import (mel_cepstral_distortion, mel_distance, pesq_wideband, si_sdr, stft_distance,
-                                        stoi)
+from toolkit.eval.codec_metrics import mel_cepstral_distortion, mel_distance, pesq_wideband, si_sdr, stft_distance, stoi
 from toolkit.eval.distances import cosine_similarity, frechet_distance, kernel_distance
 from toolkit.eval.loudness import clipping_fraction, integrated_lufs, level_figures, true_peak_dbfs
 from toolkit.eval.timing import f_measure, lrc_line_starts, lyric_timing

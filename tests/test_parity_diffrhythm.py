@@ -13,8 +13,8 @@ from functools import lru_cache
 
 import pytest
 import torch
-
 from golden import golden_file, golden_root, load_cases, load_golden_weights, rel_err, select_cases
+
 from toolkit.backbones.dit_diffrhythm import DiffRhythmDiT
 from toolkit.objectives.cfm import CFMObjective
 from toolkit.objectives.samplers import FlowSampler

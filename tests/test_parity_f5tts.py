@@ -14,8 +14,8 @@ from functools import lru_cache
 
 import pytest
 import torch
-
 from golden import golden_file, golden_root, load_cases, load_golden_weights, reference_file, select_cases
+
 from toolkit.backbones.dit_f5 import F5DiT
 from toolkit.codecs.mel import MelCodec
 from toolkit.conditioners.char_tokens import CharTokens, convert_to_pinyin, texts_to_bytes, texts_to_indices

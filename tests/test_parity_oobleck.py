@@ -9,8 +9,8 @@ import json
 
 import pytest
 import torch
-
 from golden import golden_file, load_cases, load_golden_weights, select_cases
+
 from toolkit.codecs.bottleneck import VAEBottleneck
 from toolkit.codecs.loading import jit_load, load_strict
 from toolkit.codecs.oobleck import OobleckCodec, codec_kwargs_from_stable_audio_config

@@ -14,8 +14,8 @@ from functools import lru_cache
 
 import pytest
 import torch
-
 from golden import golden_file, load_cases, load_golden_weights, rel_err, select_cases
+
 from toolkit.backbones.dit_sao import SAODiT
 from toolkit.conditioners.number import NumberConditioner
 from toolkit.conditioners.t5_text import T5TextConditioner

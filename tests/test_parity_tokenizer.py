@@ -12,14 +12,20 @@ import re
 
 import pytest
 import torch
-
 from golden import golden_file
 
 from toolkit.conditioners.g2p.data import FETCH_COMMAND, missing_files
 from toolkit.conditioners.g2p.tokenizer import PhonemeTokenizer
+from toolkit.conditioners.lyrics_lrc import (
+    PERIOD_TOKEN,
+    LyricsLrcConditioner,
+    kept_lines,
+    line_tokens,
+    place_tokens,
+    song_frames,
+    time_to_frame,
+)
 from toolkit.lrc import parse_lrc
-from toolkit.conditioners.lyrics_lrc import (LyricsLrcConditioner, PERIOD_TOKEN, kept_lines, line_tokens,
-                                             place_tokens, song_frames, time_to_frame)
 
 SET = "diffrhythm"
 FILE = "tokenizer_cases.json"

@@ -8,8 +8,8 @@ import json
 import pytest
 import torch
 import yaml
-
 from golden import golden_file, load_cases, load_golden_weights, select_cases
+
 from toolkit.codecs.loading import load_strict
 from toolkit.codecs.mel_features import LogMelFeatures
 from toolkit.codecs.vocos import ISTFT, VOCOS_LOG_FLOOR, Vocos

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from dit_helpers import LATENT, ToyBackbone, tiny_conditions, tiny_dit
 from golden import load_cases
+
 from toolkit.objectives.samplers import FlowSampler, draw_noise
 from toolkit.objectives.time_grids import EPSS_TABLE, time_grid
 from toolkit.registry import SAMPLERS

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from golden import rel_err
 from test_parity_sao import (
     all_cases,
@@ -18,6 +17,7 @@ from test_parity_sao import (
     tensors_from,
     wrapper_inputs,
 )
+
 from toolkit.objectives.noising import noised_and_target
 from toolkit.objectives.rf_samplers import FlowTimeView, logsnr_grid
 from toolkit.objectives.samplers import FlowSampler

@@ -9,8 +9,8 @@ import re
 
 import pytest
 import torch
-
 from golden import golden_file, load_golden_weights, reference_file
+
 from toolkit.backbones.dit_sao import SAODiT
 from toolkit.backbones.sao_checkpoint import (
     PublishedLayout,

@@ -14,8 +14,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from toolkit.audio import AudioError
-from toolkit.audio import middle_start
+from toolkit.audio import AudioError, middle_start
 from toolkit.conditioners.style_common import StyleError, default_negative_style_path
 from toolkit.conditioners.style_mulan import MuLanLoadError, MuLanStyle
 from toolkit.protocols import OUT_SCALAR, OUT_VECTOR

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import torch
-
 from test_trainer_toy import ToyFrames, build_recipe, write_config
-from toolkit.config import load_config
+
 from toolkit.checkpoints import load_checkpoint
+from toolkit.config import load_config
 from toolkit.training.trainer import Trainer
 
 

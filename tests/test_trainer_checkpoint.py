@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from toolkit.config import ConfigError
 from toolkit.checkpoints import FORMAT_VERSION, CheckpointError, load_checkpoint, read_weights
+from toolkit.config import ConfigError
 from toolkit.training.checkpoint import CheckpointManager
 from toolkit.training.config import TrainConfig
 from toolkit.training.rng import capture_rng_state, restore_rng_state

@@ -9,10 +9,12 @@ import sys
 
 import pytest
 import torch
-
 from test_trainer_toy import REPO, ToyFrames, runner_script, start_training, subprocess_env, write_config
-from toolkit.training.batching import BatchPlan, PlanBatchSampler, make_loader
+
 from toolkit.checkpoints import load_checkpoint
+from toolkit.training.batching import BatchPlan, PlanBatchSampler, make_loader
+
+pytestmark = [pytest.mark.ddp]  # two training processes
 
 RUN = ["train.max_steps=6", "train.save_every=6", "train.valid_every=3", "train.batch_size=4",
        "train.grad_accum=1", "train.num_workers=0", "train.ema.update_after_step=1"]

@@ -8,12 +8,11 @@ import json
 import pytest
 import torch
 import yaml
-
 from tiny_recipes import song_features, tiny_song
 
 from toolkit.bin import train as train_cli
-from toolkit.models.factory import build_recipe
 from toolkit.checkpoints import load_checkpoint
+from toolkit.models.factory import build_recipe
 from toolkit.protocols import StepContext
 from toolkit.training.weights import init_from
 
@@ -120,6 +119,7 @@ def test_validation_settings_are_checked(override, message):
         TrainConfig.from_config({**TINY["train"], **override}).validate()
 
 
+@pytest.mark.slow
 def test_a_model_trained_on_style_dependent_songs_uses_its_style(tmp_path):
     """The whole path the demo relies on, in small: songs whose spectrum follows their style tags are
     learnt, and the fixed validation at the start of sampling (t = 0, no audio prompt) shows the

@@ -8,10 +8,13 @@ import os
 import signal
 import time
 
+import pytest
 import torch
-
 from test_trainer_toy import start_training, write_config
+
 from toolkit.checkpoints import load_checkpoint
+
+pytestmark = [pytest.mark.slow]  # trains, kills and resumes in subprocesses
 
 # dropout > 0 makes the global torch RNG matter (its state must be restored); grad_accum 2 and one
 # data-loader worker in the resumed run exercise the data plan.
