@@ -10,7 +10,8 @@ and counted nowhere.
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 NAN_NOTE = ("(n, k NaN) beside a mean: n values were averaged; k songs had the figure but it could not be "
             "computed or was not finite, and were left out of the mean")

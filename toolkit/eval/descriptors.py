@@ -25,7 +25,8 @@ reference, and a cosine of 0 is what an average reference would score.
 from __future__ import annotations
 
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -82,7 +83,7 @@ def describe(wav: Any, sample_rate: int) -> np.ndarray:
     rolloff = librosa.feature.spectral_rolloff(S=mag, sr=ANALYSIS_RATE, roll_percent=0.85)[0, active]
     band = (freqs >= SLOPE_HZ[0]) & (freqs <= SLOPE_HZ[1])
     octaves = np.log2(freqs[band] / 1000.0)
-    db = 20.0 * np.log10(mag[band][:, active] + 1e-8)
+    db = 20.0 * np.log10(mag[band][:, active] + 1e-5 * mag.max())  # floor 100 dB under the peak: gain-free
     centred = octaves - octaves.mean()
     slope = centred @ (db - db.mean(0)) / (centred @ centred)  # dB per octave, one per frame
     # HPSS on bins pooled by 4 (about 43 Hz wide): the median filters cost a quarter, the ratio barely moves.

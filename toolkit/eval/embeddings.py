@@ -17,8 +17,9 @@ embedder whose raw numbers need a common scale maps them into its comparison spa
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 

@@ -17,14 +17,22 @@ from __future__ import annotations
 import os
 import statistics
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from .aggregate import summarise_rows
-from .manifests import (AUDIO_SUFFIXES, GeneratedSong, ReferenceItem, find_songs, match_reference,
-                        read_generated_song, read_reference_manifest)
+from .manifests import (
+    AUDIO_SUFFIXES,
+    GeneratedSong,
+    ReferenceItem,
+    find_songs,
+    match_reference,
+    read_generated_song,
+    read_reference_manifest,
+)
 from .tables import write_json
 
 JSON_NAME = "evaluation.json"

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -42,6 +43,7 @@ def embed_space(embedder: Any, songs: Sequence[Any], rows: list[dict[str, Any]],
     """Embed everything with `embedder`, write the figures of this space into `rows`; returns
     {"songs": {row index: vector}, "references": [m, d] or None, "separation": dict or None}."""
     from .distances import cosine_similarity
+    from .embeddings import Embedder
     from .style_classes import class_separation, nearest_class
 
     errors = _embed_errors()
@@ -55,17 +57,16 @@ def embed_space(embedder: Any, songs: Sequence[Any], rows: list[dict[str, Any]],
     else:
         notes.append("no reference audio (neither --reference-dir nor audio paths in --manifest): "
                      "no Frechet / kernel distances, no style classes")
-    transform = (lambda x: np.asarray(x, dtype=np.float64))
-    if len(ref_raw) >= 2:
-        transform = embedder.space(np.stack(ref_raw))
-    elif ref_raw:
+    # with fewer than 2 references there is nothing to fit the space on: the identity
+    transform = embedder.space(np.stack(ref_raw)) if len(ref_raw) >= 2 else Embedder.space(embedder, None)
+    if len(ref_raw) == 1:
         notes.append(f"{embedder.name}: fewer than 2 references, the embeddings are compared unstandardised")
     references = np.stack([transform(r) for r in ref_raw]) if ref_raw else None
 
     song_vectors: dict[int, np.ndarray] = {}
     prompt_cache: dict[str, np.ndarray | None] = {}
     resolved = [Path(p).resolve() for p in ref_paths]
-    for i, (song, row, reference) in enumerate(zip(songs, rows, matched)):
+    for i, (song, row, reference) in enumerate(zip(songs, rows, matched, strict=True)):
         if not row.get("non_silent"):
             row[key] = NAN
             _note(row, f"silent: no {title} figures")
