@@ -14,6 +14,7 @@ Figures written into each song's row:
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 from collections.abc import Sequence
@@ -50,6 +51,10 @@ def embed_space(embedder: Any, songs: Sequence[Any], rows: list[dict[str, Any]],
     title = prefix or "style"
     key = prefix or "style_adherence"
     ref_raw = []
+    if window and "seconds" not in inspect.signature(embedder.embed_audio).parameters:
+        notes.append(f"{embedder.name}: this embedder cannot cut the references to the songs' length; they are "
+                     "embedded whole")
+        window = None
     if ref_paths:
         log(f"embedding {len(ref_paths)} reference songs ({embedder.name}"
             + (f", first {window:g} s of each)" if window else ")"))
