@@ -43,9 +43,10 @@ def embedder_lines(doc: dict[str, Any]) -> list[str]:
     if info.get("warning"):
         lines.append(f"- **Warning**: {info['warning']}.")
     window = doc.get("reference_window_seconds")
-    if window:
-        lines.append(f"- References are described on their first {window:g} s (the songs' length); ref. lyric F "
-                     "scores each reference cut to its song's length against the LRC the song was scored against.")
+    if window and info.get("evaluation"):
+        lines.append(f"- References are described on their first {window:g} s (the songs' length).")
+    lines.append("- ref. lyric F scores each reference recording cut to its song's length against the LRC the song "
+                 "was scored against.")
     return lines + [""]
 
 

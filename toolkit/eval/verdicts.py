@@ -48,6 +48,9 @@ def _paired(rows: list[dict[str, Any]], subset: str | None, a: str, ka: str, b: 
 
 
 def verdicts(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    from .songs import GROUP_COLUMNS
+
+    titles = {k: t for k, t, _ in GROUP_COLUMNS}
     groups = doc.get("groups") or {}
     held = any((g.get("held_out") or {}).get("count") for g in groups.values())
     subset, label = ("held_out", "held-out") if held else (None, "all")
@@ -66,8 +69,8 @@ def verdicts(doc: dict[str, Any]) -> list[dict[str, Any]]:
             continue
         holds = va > vb if higher else va < vb
         paired = _paired(doc.get("songs") or [], "held-out" if held else None, a, ka, b, kb, higher) if b else None
-        other = f"{b} {kb.replace('_', ' ')}" if b else "chance"
-        detail = f"{a} {fmt(va)} vs {other} {fmt(vb)}"
+        other = f"{b} {titles.get(kb, kb)}" if b else "chance"
+        detail = f"{a} {titles.get(ka, ka)} {fmt(va)} vs {other} {fmt(vb)}"
         if paired:
             detail += f"; better on {paired[0]} of {paired[1]} pieces"
         out.append({"claim": claim, "songs": label, "holds": bool(holds), "first": va, "second": vb,
