@@ -94,6 +94,8 @@ def song_figures(song: GeneratedSong, reference: ReferenceItem | None, tolerance
                            "split": reference.split if reference else None}
     if song.lrc_from:
         row["lrc_from"] = song.lrc_from
+    if song.manifest.get("weights"):
+        row["weights"] = song.manifest["weights"]  # "ema" or "model": which weights of the checkpoint generated it
     row["duration"] = wav.shape[-1] / sr
     row.update(level_figures(wav, sr))
     seconds = song.seconds or row["duration"]
@@ -232,6 +234,7 @@ def evaluate_songs(songs_dir: str | os.PathLike, manifest: str | os.PathLike | S
         "reference_window_seconds": window,
         "reference_separation": {k: s.get("separation") for k, s in spaces.items()},
         "lyric_timing_tolerance": tolerance,
+        "generation_weights": sorted({str(r["weights"]) for r in rows if r.get("weights")}),
         "held_out_songs": sorted({r["reference"] for r in rows if r.get("split") == HELD_OUT}),
         "training_songs": sorted({r["reference"] for r in rows if r.get("split") == TRAINING}),
         "groups": groups,

@@ -52,9 +52,12 @@ def embedder_lines(doc: dict[str, Any]) -> list[str]:
 
 def split_lines(doc: dict[str, Any]) -> list[str]:
     held, train = doc.get("held_out_songs") or [], doc.get("training_songs") or []
+    weights = doc.get("generation_weights") or []
+    out = [f"- Songs generated with the checkpoint's {' and '.join(weights)} weights (their manifests' `weights`)."] \
+        if weights else []
     if not (held or train):
-        return []
-    return [f"- Songs of held-out pieces (not trained on): {', '.join(f'`{k}`' for k in held) or 'none'}.",
+        return out + [""] if out else []
+    return out + [f"- Songs of held-out pieces (not trained on): {', '.join(f'`{k}`' for k in held) or 'none'}.",
             f"- Songs of **training** pieces (the model saw them): {', '.join(f'`{k}`' for k in train) or 'none'}.",
             ""]
 
