@@ -43,7 +43,8 @@ def test_run_sh_all_stages(tmp_path):
     assert control["lrc"] != json.loads((exp / "songs" / "full" / mismatched[0].name).with_suffix(".json")
                                         .read_text())["lrc"]
     evaluation = json.loads((exp / "report" / "evaluation.json").read_text())
-    assert list(evaluation["groups"]) == ["full", "dropped", "mismatched"]
+    assert list(evaluation["groups"]) == ["full", "dropped", "mismatched", "reconstructed"]  # + the codec ceiling
+    assert len(list((exp / "songs" / "reconstructed").glob("*.wav"))) == 2
     assert evaluation["embedding"] == "descriptors" and evaluation["self_consistency"] == "features"
     # one piece held out (valid.jsonl), one trained on; each group has both columns
     assert len(evaluation["held_out_songs"]) == 1 and len(evaluation["training_songs"]) == 1

@@ -85,6 +85,10 @@ if stage_enabled 3; then
     "$python" -m toolkit.bin.generate "${model_args[@]}" --requests "$exp/requests_mismatched.jsonl" \
       --out "$exp/songs/mismatched" --skip-existing "${overrides[@]}"
   fi
+  if [ -z "$pretrained" ]; then  # the codec ceiling: the references themselves, through the codec
+    "$python" local/reconstruct_references.py --config "$conf" --requests "$exp/requests.jsonl" \
+      --out "$exp/songs/reconstructed" "${overrides[@]}"
+  fi
 fi
 
 if stage_enabled 4; then

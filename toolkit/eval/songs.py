@@ -65,7 +65,7 @@ SONG_KEYS = tuple(k for k, _, _ in GROUP_COLUMNS if k != "count" and k not in DI
 COMPARED = ("style_adherence", "style_class_match", "lyric_timing_f", "frechet", "kernel_distance")
 HELD_OUT, TRAINING = "held-out", "training"
 SUBSETS = (("held_out", HELD_OUT), ("training", TRAINING))
-GROUP_ORDER = {"full": 0, "dropped": 1, "mismatched": 2}
+GROUP_ORDER = {"full": 0, "dropped": 1, "mismatched": 2, "reconstructed": 3}
 
 
 def _add_note(row: dict[str, Any], note: str) -> None:

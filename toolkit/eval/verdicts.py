@@ -15,6 +15,9 @@ from .tables import fmt
 
 # (first group, its figure, second group or None for chance, its figure, higher is better, what is claimed)
 CLAIMS: tuple[tuple[str, str, str | None, str, bool, str], ...] = (
+    ("reconstructed", "style_class_match", None, "chance", True,
+     "the judge: the codec's reconstructions of the references are placed in their own style class more often "
+     "than chance (else no style figure of decoded songs means much)"),
     ("full", "style_adherence", "dropped", "style_adherence", True,
      "style adherence: conditioned songs beat the same requests with lyrics and style dropped"),
     ("full", "style_class_match", None, "chance", True,
