@@ -95,7 +95,7 @@ def test_a_model_that_ignores_its_lyrics_does_not_beat_the_floor_and_is_told_so(
     md = (tmp_path / "out" / "evaluation.md").read_text()
     assert "- **NO**: lyric timing: conditioned songs fit their LRC better than songs made for another LRC" in md
     assert "- **NO**: mismatched lyrics: songs follow the LRC they were given" in md
-    assert "The conditioned model does **not** beat 2 of these 2 controls on held-out songs." in md
+    assert "The conditioned model does **not** beat 1 of its 1 controls on held-out songs." in md
 
 
 def test_reference_lyric_f_is_taken_on_the_songs_length(tmp_path):
