@@ -132,3 +132,11 @@ def test_mismatched_lyrics_are_swapped_within_each_manifest():
     # a lone song of its manifest borrows from another; a song with no partner at all gets none
     assert _make_requests().mismatched_sources(songs[:1] + songs[3:4], [0, 1]) == [1, 0]
     assert _make_requests().mismatched_sources(songs[:1], [0]) == [None]
+
+
+def test_scoring_style_in_a_conditioner_space_is_flagged(tmp_path):
+    songs, manifest = make_set(tmp_path, mismatched_follow="given")
+    doc = evaluate_songs(songs, manifest, tmp_path / "out", embedding="features", held_out=manifest,
+                         log=lambda _: None)
+    assert "self-consistency, not style" in doc["embedding_info"]["warning"]
+    assert "**Warning**: `features` is a style conditioner's space" in (tmp_path / "out" / "evaluation.md").read_text()

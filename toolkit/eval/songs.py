@@ -281,6 +281,9 @@ def _embedder_info(embedder: Any, self_embedder: Any) -> dict[str, Any]:
     if embedder is not None and self_embedder is not None and embedder.name == self_embedder.name:
         out["warning"] = ("the evaluation embedding is the conditioner's own space: its style figures measure "
                           "self-consistency, not style")
+    elif embedder is not None and (embedder.name == "features" or embedder.name.startswith("mulan:")):
+        out["warning"] = (f"`{embedder.name}` is a style conditioner's space (style_features or MuQ-MuLan): for a "
+                          "model conditioned with it, the style figures measure self-consistency, not style")
     return out
 
 
