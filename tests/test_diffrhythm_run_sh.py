@@ -26,7 +26,7 @@ def test_run_sh_all_stages(tmp_path):
     exp = tmp_path / "exp"
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "HF_HUB_OFFLINE": "1"}
     cmd = ["bash", str(ROOT / "egs/diffrhythm/run.sh"), "--exp", str(exp), "--chorales_dir", str(tmp_path / "songs"),
-           "--num_pieces", "2", "--piece_seconds", "8", "--num_songs", "1", "--song_seconds", "2", *TINY]
+           "--num_pieces", "2", "--piece_seconds", "8", "--num_songs", "2", "--song_seconds", "2", *TINY]
     res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
 
@@ -34,13 +34,29 @@ def test_run_sh_all_stages(tmp_path):
     assert (exp / "data" / "train.jsonl").is_file() and (exp / "features" / "train.jsonl").is_file()
     assert (exp / "checkpoints" / "last.pt").is_file()
     full, dropped = sorted((exp / "songs" / "full").glob("*.wav")), sorted((exp / "songs" / "dropped").glob("*.wav"))
-    assert len(full) == 1 and len(dropped) == 1
+    mismatched = sorted((exp / "songs" / "mismatched").glob("*.wav"))
+    assert len(full) == len(dropped) == len(mismatched) == 2
     manifest = json.loads(full[0].with_suffix(".json").read_text())
     assert manifest["condition"] == "full" and manifest["seconds"] > 1.5
+    # the control: each song's own style prompt with the other song's LRC
+    control = json.loads(mismatched[0].with_suffix(".json").read_text())
+    assert control["request"]["extra"]["group"] == "mismatched"
+    assert control["request"]["extra"]["lrc_from"] != control["request"]["title"]
+    assert control["lrc"] != json.loads((exp / "songs" / "full" / mismatched[0].name).with_suffix(".json")
+                                        .read_text())["lrc"]
     evaluation = json.loads((exp / "report" / "evaluation.json").read_text())
-    assert {"full", "dropped"} <= set(json.dumps(evaluation).split('"'))
+    assert list(evaluation["groups"]) == ["full", "dropped", "mismatched", "reconstructed"]  # + the codec ceiling
+    assert len(list((exp / "songs" / "reconstructed").glob("*.wav"))) == 2
+    assert evaluation["embedding"] == "descriptors" and evaluation["self_consistency"] == "features"
+    # one piece held out (valid.jsonl), one trained on; each group has both columns
+    assert len(evaluation["held_out_songs"]) == 1 and len(evaluation["training_songs"]) == 1
+    assert evaluation["groups"]["full"]["held_out"]["count"] == 1
+    assert evaluation["reference_window_seconds"] == pytest.approx(2.0, abs=0.1)
     report = (exp / "report.md").read_text()
     assert "loss" in report and ".png" in report
+    assert "| figure | full: held-out | full: training | full: all |" in report and "mismatched: held-out" in report
+    assert "Style was scored with `descriptors`" in report and "Songs of **training** pieces" in report
+    assert "validated on the EMA weights" in report
 
     # every stage can be rerun alone and skips finished work
     res = subprocess.run(cmd + ["--stage", "1", "--stop_stage", "1"], capture_output=True, text=True, env=env,
@@ -51,7 +67,7 @@ def test_run_sh_all_stages(tmp_path):
                          timeout=300)
     assert res.returncode == 0, res.stdout + res.stderr
     assert "resuming from" in res.stdout and "(step 3)" in res.stdout       # training was already finished
-    assert res.stderr.count("already generated, skipped") == 2              # the full and the dropped song
+    assert res.stderr.count("already generated, skipped") == 6              # full, dropped and mismatched songs
     assert {p: p.stat().st_mtime_ns for p in (exp / "songs").rglob("*.wav")} == songs_before
 
 

@@ -62,6 +62,8 @@ def exp(tmp_path_factory):
         # As toolkit.bin.prepare writes it: absolute path, the LRC in "lyrics".
         fh.write(json.dumps({"id": "b", "path": str(refs["b"].resolve()), "lyrics": LRC, "lyrics_kind": "lrc",
                              "title": "B"}) + "\n")
+    # Piece a was held out of training, piece b was trained on.
+    (data / "held_out.jsonl").write_text(json.dumps({"id": "a", "audio": "ref/a.wav"}) + "\n")
     songs = root / "songs"
     songs.mkdir()
     for name, pitch, seed in (("a", 220.0, 11), ("b", 330.0, 12)):
@@ -83,7 +85,8 @@ def exp(tmp_path_factory):
     (root / "config.yaml").write_text("codec: mel\nbackbone:\n  type: dit_diffrhythm\n  depth: 2\n")
     (root / "train_summary.json").write_text(json.dumps({"initial_step": 0, "initial_valid_loss": 2.0, "final_step": 40,
                                                          "final_valid_loss": 1.2, "final_valid_loss_dropped": 1.5,
-                                                         "valid_times": [0.0, 0.05], "valid_drop": ["lyrics", "style"]}))
+                                                         "valid_times": [0.0, 0.05], "valid_drop": ["lyrics", "style"],
+                                                         "valid_weights": "ema"}))
     return root
 
 
@@ -91,6 +94,7 @@ def exp(tmp_path_factory):
 def songs_result(exp):
     out = exp / "report"
     assert main(["songs", "--songs", str(exp / "songs"), "--manifest", str(exp / "data" / "valid.jsonl"),
+                 "--held-out", str(exp / "data" / "held_out.jsonl"), "--self-consistency", "features",
                  "--out", str(out)]) == 0
     return json.loads((out / "evaluation.json").read_text()), (out / "evaluation.md").read_text()
 
@@ -100,7 +104,9 @@ def test_songs_command_reports_both_groups_and_the_better_one(songs_result):
     assert set(doc["groups"]) == {"full", "dropped"}
     full, dropped = doc["groups"]["full"], doc["groups"]["dropped"]
     assert full["count"] == dropped["count"] == 2
-    assert doc["reference_count"] == 2 and doc["embedding"] == "features"
+    assert doc["reference_count"] == 2 and doc["embedding"] == "descriptors"
+    assert doc["self_consistency"] == "features" and "warning" not in doc["embedding_info"]
+    assert doc["reference_window_seconds"] == pytest.approx(SECONDS)
     # Conditioned songs follow the style prompt and the LRC timing; the dropped ones do not.
     assert full["style_adherence"] > dropped["style_adherence"]
     assert full["lyric_timing_f"] == pytest.approx(1.0)
@@ -114,8 +120,22 @@ def test_songs_command_reports_both_groups_and_the_better_one(songs_result):
     assert full["peak_rss_mb"] == pytest.approx(512.0)
     assert full["non_silent"] == 1.0 and full["duration"] == pytest.approx(SECONDS)
     assert math.isfinite(full["lufs"]) and full["kernel_distance"] is not None
-    # Markdown: one row per group and the verdicts.
-    assert "| full |" in md and "| dropped |" in md
+    # Held-out columns: piece a only; b is listed as a training song.
+    assert doc["held_out_songs"] == ["a"] and doc["training_songs"] == ["b"]
+    assert full["held_out"]["count"] == 1 and full["training"]["count"] == 1
+    assert full["held_out"]["lyric_timing_f"] == pytest.approx(1.0)
+    assert full["held_out"]["style_adherence"] > dropped["held_out"]["style_adherence"]
+    assert full["n"]["style_adherence"] == 2 and full["nan"]["style_adherence"] == 0
+    # The conditioner's space is reported beside, as self-consistency only.
+    assert all(r.get("self_consistency") is not None for r in doc["songs"])
+    # Markdown: the groups as columns (held-out first), NaN counts beside every mean, the verdicts.
+    assert "| figure | full: held-out | full: training | full: all | dropped: held-out |" in md
+    assert "| style adherence (higher better) |" in md and "(2, 0 NaN)" in md and "(1, 0 NaN)" in md
+    assert "Songs of **training** pieces (the model saw them): `b`" in md
+    assert "Style was scored with `descriptors` (features spectral_contrast" in md
+    assert "Self-consistency with `features`" in md and "not style" in md
+    assert "On the songs of held-out pieces (not trained on):" in md
+    assert "- yes: style adherence: conditioned songs beat the same requests with lyrics and style dropped" in md
     assert "style adherence (higher is better): **full**" in md
     assert "lyric timing F (higher is better): **full**" in md
 
@@ -129,9 +149,17 @@ def test_songs_command_without_manifest_or_manifest_json(tmp_path, exp):
     (songs / "silent.json").write_text(json.dumps({"lrc": "[00:61.00]seconds over 59"}))
     assert main(["songs", "--songs", str(songs), "--out", str(tmp_path / "out"), "--embedding", "none"]) == 0
     doc = json.loads((tmp_path / "out" / "evaluation.json").read_text())
-    assert "silent.wav: LRC not readable" in (tmp_path / "out" / "evaluation.md").read_text()
+    md = (tmp_path / "out" / "evaluation.md").read_text()
+    assert "silent.wav (all): LRC not readable" in md
     assert list(doc["groups"]) == ["all"]
     assert doc["groups"]["all"]["non_silent"] == pytest.approx(0.5)
+    # The unreadable LRC is a lyric timing NaN (x.wav has no LRC: no figure), counted, not dropped; the
+    # silent song's -inf LUFS is counted the same way beside x.wav's LUFS.
+    group = doc["groups"]["all"]
+    assert group["lyric_timing_f"] is None and group["n"]["lyric_timing_f"] == 0
+    assert group["nan"]["lyric_timing_f"] == 1
+    assert group["n"]["lufs"] == 1 and group["nan"]["lufs"] == 1
+    assert "| lyric timing F (higher better) | (0, 1 NaN) |" in md and "(1, 1 NaN)" in md
     assert doc["groups"]["all"]["rtf"] is None
 
 
@@ -231,14 +259,15 @@ def test_report_command_writes_report_with_pictures(exp, songs_result, capsys):
         assert f"![spectrogram](report/figures/spec_{name}.png)" in report
         _png_size(figures / f"spec_{name}.png")
         assert f"`songs/{name}.wav`" in report
-    assert "| full |" in report and "| dropped |" in report        # the figures table
+    assert "| figure | full: held-out |" in report                  # the figures table
     assert "depth: 2" in report                                      # the resolved config
     assert "torch" in report and "cpu_count" in report               # machine and versions
     assert "`data/ref/a.wav`" in report                              # where to listen to the reference
     assert "loss (flow times 0, 0.05, as `train.valid_times` sets): 2.0000 at step 0, 1.2000 at step 40 (0.60 of " \
            "the start)" in report                                     # the trainer's three figures
     assert "dropped (same noise and times): 1.5000 (the conditioned loss is 20.0 % lower)" in report
-    assert report.count("| valid |") == 4                            # both references are held-out songs
+    assert "- validated on the EMA weights (the ones generation loads)" in report
+    assert report.count("| held-out |") == 2 and report.count("| training |") == 2  # a held out, b trained on
 
 
 def test_report_command_names_what_is_missing(tmp_path):
@@ -265,7 +294,10 @@ def test_a_song_too_short_to_embed_is_noted_not_fatal(exp, tmp_path):
                  "--out", str(out)]) == 0
     rows = {r["song"].rsplit("/", 1)[-1]: r for r in json.loads((out / "evaluation.json").read_text())["songs"]}
     short, whole = rows["a_short.wav"], rows["a_short.wav".replace("_short", "")]
-    assert "style_adherence" not in short and "at least 1 s is needed" in short["note"]
+    assert short["style_adherence"] is None and "need at least 1 s" in short["note"]  # NaN in the JSON: null
     assert short["duration"] == pytest.approx(0.6, abs=1e-3) and "lufs" in short
     assert whole["style_adherence"] > 0.5
-    assert "a_short.wav: no embedding" in (out / "evaluation.md").read_text()
+    group = json.loads((out / "evaluation.json").read_text())["groups"]["full"]
+    assert group["style_adherence"] == pytest.approx(whole["style_adherence"])     # the mean skips the NaN ...
+    assert group["n"]["style_adherence"] == 1 and group["nan"]["style_adherence"] == 1  # ... and counts it
+    assert "a_short.wav (full): no descriptors embedding" in (out / "evaluation.md").read_text()

@@ -15,13 +15,15 @@ exp=exp/default
 data=""             # a folder of your songs; empty = the embedded chorale set
 pretrained=""       # a folder with the published DiT, vae_model.pt and MuQ-MuLan: skips training
 variant=""          # with --pretrained: base | full (v1.0) | v1.2-full; base and v1.0 full look alike, so name them
-num_pieces=12       # size of the embedded set
-valid_fraction=0.2  # share of the songs held out for validation (2 of the 12 embedded pieces)
+num_pieces=20       # size of the embedded set
+valid_fraction=0.4  # share of the songs held out for validation (8 of the 20 embedded pieces, all four ensembles)
 piece_seconds=30    # each embedded piece is cut at a phrase end by then
 chorales_dir=data/chorales   # where the embedded set is built (cached; shared by experiments)
-num_songs=8         # songs generated for the evaluation: the validation songs first, then training songs
+num_songs=12        # songs generated for the evaluation: the held-out (validation) songs first, then training songs
 song_seconds=11     # length of each generated song
-_recipe_options="stage stop_stage conf exp data pretrained variant num_pieces valid_fraction piece_seconds chorales_dir num_songs song_seconds"
+eval_embedding=descriptors  # the space style is scored in: descriptors (weight-free, shares no feature with the
+                            # style conditioner), or local weights of a learned embedder: clap:DIR, mulan:DIR
+_recipe_options="stage stop_stage conf exp data pretrained variant num_pieces valid_fraction piece_seconds chorales_dir num_songs song_seconds eval_embedding"
 . ../_common/parse_options.sh
 
 python=$(toolkit_python)
@@ -69,20 +71,40 @@ if stage_enabled 3; then
   else
     model_args=(--ckpt "$exp/checkpoints/last.pt")
   fi
-  "$python" local/make_requests.py --manifest "$exp/data/valid.jsonl" --manifest "$exp/data/train.jsonl" --out "$exp/requests.jsonl" \
-    --seconds "$song_seconds" --limit "$num_songs"
-  log "stage 3: generating songs (conditioned, then with lyrics and style dropped for comparison)"
+  manifests=(--manifest "$exp/data/valid.jsonl" --manifest "$exp/data/train.jsonl")
+  "$python" local/make_requests.py "${manifests[@]}" --out "$exp/requests.jsonl" --seconds "$song_seconds" \
+    --limit "$num_songs"
+  "$python" local/make_requests.py "${manifests[@]}" --out "$exp/requests_mismatched.jsonl" --seconds "$song_seconds" \
+    --limit "$num_songs" --mismatch
+  log "stage 3: generating songs (conditioned; with lyrics and style dropped; with another song's LRC)"
   "$python" -m toolkit.bin.generate "${model_args[@]}" --requests "$exp/requests.jsonl" --out "$exp/songs/full" \
     --skip-existing "${overrides[@]}"
   "$python" -m toolkit.bin.generate "${model_args[@]}" --requests "$exp/requests.jsonl" --out "$exp/songs/dropped" \
     --skip-existing --drop-conditions "${overrides[@]}"
+  if [ -s "$exp/requests_mismatched.jsonl" ]; then
+    "$python" -m toolkit.bin.generate "${model_args[@]}" --requests "$exp/requests_mismatched.jsonl" \
+      --out "$exp/songs/mismatched" --skip-existing "${overrides[@]}"
+  fi
+  if [ -z "$pretrained" ]; then  # the codec ceiling: the references themselves, through the codec
+    "$python" local/reconstruct_references.py --config "$conf" --requests "$exp/requests.jsonl" \
+      --out "$exp/songs/reconstructed" "${overrides[@]}"
+  fi
 fi
 
 if stage_enabled 4; then
   require_cli 4 evaluate evaluate
   log "stage 4: evaluating and writing the report"
+  # Style is scored in a space the model was not conditioned on; the conditioner's own space (style_features,
+  # weight-free) is reported beside it as self-consistency. Held-out pieces get their own columns.
+  self_space=()  # the published model's conditioner is MuQ-MuLan: give its weights as --eval_embedding to compare
+  if [ -z "$pretrained" ] && [ "$("$python" -c 'import sys; from toolkit.config import load_config
+node = load_config(sys.argv[1], sys.argv[2:]).get("style"); print(node if isinstance(node, str) else node.get("type"))' \
+      "$conf" "${overrides[@]}")" = style_features ]; then
+    self_space=(--self-consistency features)
+  fi
   "$python" -m toolkit.bin.evaluate songs --songs "$exp/songs" --manifest "$exp/data/valid.jsonl" \
-    --manifest "$exp/data/train.jsonl" --out "$exp/report"
+    --manifest "$exp/data/train.jsonl" --held-out "$exp/data/valid.jsonl" --embedding "$eval_embedding" \
+    "${self_space[@]}" --out "$exp/report"
   "$python" -m toolkit.bin.evaluate report --exp "$exp"
 fi
 log "done: see $exp"

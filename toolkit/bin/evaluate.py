@@ -1,7 +1,8 @@
 """Evaluate generated songs, codecs, or assemble an experiment's report.
 
-  python -m toolkit.bin.evaluate songs --songs DIR --manifest VALID.jsonl --out REPORT_DIR
-         [--reference-dir DIR] [--embedding features|mulan:PATH|clap:PATH|none] [--tolerance SECONDS]
+  python -m toolkit.bin.evaluate songs --songs DIR --manifest VALID.jsonl [--held-out VALID.jsonl] --out REPORT_DIR
+         [--reference-dir DIR] [--embedding descriptors|features|mulan:PATH|clap:PATH|none]
+         [--self-consistency features|mulan:PATH] [--tolerance SECONDS]
   python -m toolkit.bin.evaluate codec --codec NODE [--codec NODE ...] --audio-dir DIR --out DIR
          [--random-weights NAME ...] [max_files=N max_seconds=S save_audio=false NAME.arg=value ...]
   python -m toolkit.bin.evaluate report --exp EXP [--songs DIR] [--evaluation JSON] [--out FILE]
@@ -30,11 +31,19 @@ def _parser() -> argparse.ArgumentParser:
     songs.add_argument("--manifest", action="append", default=[],
                        help="reference manifest (jsonl): reference audio, LRC and style per item; repeat to merge "
                             "several (e.g. valid.jsonl and train.jsonl for a larger reference set)")
+    songs.add_argument("--held-out", action="append", default=[], metavar="MANIFEST",
+                       help="manifest of the pieces the model was not trained on (e.g. valid.jsonl; repeatable): "
+                            "their songs get the held-out columns, the others are marked training songs")
     songs.add_argument("--out", required=True, help="folder for evaluation.json and evaluation.md")
     songs.add_argument("--reference-dir", help="folder of reference audio for the distances (default: the "
                                                "manifest's audio)")
-    songs.add_argument("--embedding", default="features",
-                       help="features (weight-free), mulan:PATH, clap:PATH or none (default: features)")
+    songs.add_argument("--embedding", default="descriptors",
+                       help="the space style is scored in: descriptors (weight-free, no feature shared with the "
+                            "style_features conditioner), features (that conditioner's own space), mulan:PATH, "
+                            "clap:PATH (local weights) or none (default: descriptors)")
+    songs.add_argument("--self-consistency", metavar="SPACE",
+                       help="also report the prompt-song cosine in the conditioner's own space (features or "
+                            "mulan:PATH), labelled self-consistency")
     songs.add_argument("--tolerance", type=float, default=0.5,
                        help="lyric timing tolerance in seconds (default 0.5)")
 
@@ -108,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.tolerance <= 0:
             raise UsageError(f"--tolerance must be positive seconds, not {args.tolerance}")
         evaluate_songs(args.songs, args.manifest, args.out, reference_dir=args.reference_dir,
-                       embedding=args.embedding, tolerance=args.tolerance, log=log)
+                       embedding=args.embedding, tolerance=args.tolerance, log=log, held_out=args.held_out,
+                       self_consistency=args.self_consistency)
         print(open(f"{args.out}/{MARKDOWN_NAME}", encoding="utf-8").read())
     elif args.command == "codec":
         from toolkit.eval.codec_eval import MARKDOWN_NAME, evaluate_codecs

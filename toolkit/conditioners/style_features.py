@@ -121,6 +121,11 @@ class FeatureStyle(StyleConditioner):
     Text prompts are not supported: use style_tags or style_mulan for them.
     """
 
+    # The signal features the embedding is computed from. An evaluation that judges style must use others
+    # (toolkit.eval.descriptors.FEATURES; tests/test_eval_embedder.py checks the two lists are disjoint).
+    FEATURES = ("mel_spectrogram", "mfcc", "chroma", "onset_strength", "tempo", "spectral_centroid",
+                "spectral_flatness", "zero_crossing_rate", "rms")
+
     def __init__(self, *, sample_rate_hz: int = 22050, clip_seconds: float = 10.0, min_seconds: float = 1.0,
                  seed: int = 1234, negative: Any = None):
         super().__init__(negative=negative)

@@ -35,7 +35,7 @@ from ..io import atomic_path, atomic_write_text
 from ..optional import require
 from .tags import format_lrc_time, write_tags
 
-DEFAULT_NUM_PIECES = 12
+DEFAULT_NUM_PIECES = 20      # the demo set: 12 trained on, 8 held out (egs/diffrhythm/run.sh)
 DEFAULT_MAX_SECONDS = 30.0
 DEFAULT_BPM = 84.0          # the organ's tempo; each ensemble has its own (Ensemble.bpm)
 FERMATA_FACTOR = 2.0

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
-import numpy as np
-
+from .aggregate import NAN_NOTE, summarise, with_counts
 from .codec_metrics import QUALITY_FIGURES, reconstruction_figures
 from .manifests import AUDIO_SUFFIXES
 from .memory import peak_rss_mb, reset_peak
@@ -88,9 +88,14 @@ def evaluate_codec(codec: Any, files: Sequence[Path], label: str, random_weights
                               "channels": channels, "files": per_file, "audio_seconds": total_audio,
                               "encode_rtf": total_encode / total_audio, "decode_rtf": total_decode / total_audio,
                               "peak_rss_mb": peak_rss_mb()}
+    result["n"], result["nan"] = {}, {}
     for key in QUALITY_FIGURES:
-        values = [r[key] for r in per_file if r.get(key) is not None and np.isfinite(r[key])]
-        result[key] = float(np.mean(values)) if values and not random_weights else None
+        if random_weights:
+            result[key] = None
+            continue
+        # a figure a file could not get (PESQ finding no utterance: NaN) is counted beside the mean, not hidden
+        counts = summarise(r.get(key, float("nan")) for r in per_file)
+        result[key], result["n"][key], result["nan"][key] = counts["mean"], counts["n"], counts["nan"]
     return result
 
 
@@ -130,8 +135,14 @@ def evaluate_codecs(nodes: Iterable[Any], audio_dir: str | os.PathLike, out_dir:
 
 
 def codec_table(doc: dict[str, Any]) -> str:
+    """One row per codec; each quality mean carries its file count and NaN count."""
+    def cell(row: dict[str, Any], key: str) -> Any:
+        if key in QUALITY_FIGURES and key in (row.get("n") or {}):
+            return with_counts(row.get(key), row["n"][key], row["nan"][key])
+        return row.get(key)
+
     return markdown_table(["codec"] + [t for _, t in COLUMNS],
-                          [[r["label"]] + [r.get(k) for k, _ in COLUMNS] for r in doc["codecs"]])
+                          [[r["label"]] + [cell(r, k) for k, _ in COLUMNS] for r in doc["codecs"]])
 
 
 def codec_markdown(doc: dict[str, Any]) -> str:
@@ -142,7 +153,8 @@ def codec_markdown(doc: dict[str, Any]) -> str:
              + f"; {m.get('cpu_count')} CPUs, {m.get('torch_threads')} torch threads, torch {m.get('torch')}.", "",
              codec_table(doc),
              "RTF: processing seconds per second of audio (lower is faster). Peak MiB: the process's peak RSS "
-             "while the codec ran. Rows marked \"random weights\" are timed only. See docs/evaluation.md.", ""]
+             "while the codec ran. Rows marked \"random weights\" are timed only. " + NAN_NOTE.replace("songs", "files")
+             + ". See docs/evaluation.md.", ""]
     if doc.get("decoded_audio"):
         lines += [f"Listen: the decoded files are in `{doc['decoded_audio']}/<codec>/`, the inputs in "
                   f"`{doc['audio_dir']}`.", ""]

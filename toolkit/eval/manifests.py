@@ -13,6 +13,8 @@ Generation manifest `X.json` beside each generated `X.wav` (fields read; every o
                    recorded even when the condition dropped it (style adherence compares with it)
     condition      "full" or "dropped" (lyrics and style dropped): the group the song is reported in;
                    without it the song's sub-folder of --songs names the group, else "all"
+    request.extra  {"group": NAME, "lrc_from": ID}: a control's group (e.g. "mismatched": another song's LRC,
+                   from the item ID) wins over `condition`
 
 Reference manifest (`--manifest VALID.jsonl`, one JSON object per line; fields read):
 
@@ -48,6 +50,7 @@ class ReferenceItem:
     audio: Path | None = None
     lrc: str | None = None
     style: Any = None
+    split: str | None = None  # "held-out" or "training" when the evaluation was told which pieces were held out
 
 
 @dataclass
@@ -61,6 +64,7 @@ class GeneratedSong:
     peak_rss_mb: float | None = None
     lrc: str | None = None
     style: Any = None
+    lrc_from: str | None = None  # the item whose LRC a mismatched-lyrics control was given
 
     @property
     def name(self) -> str:
@@ -117,13 +121,11 @@ def _strip_group_suffix(stem: str) -> str:
     return stem
 
 
-def read_reference_manifest(path: str | os.PathLike) -> dict[str, ReferenceItem]:
-    """VALID.jsonl -> {key: ReferenceItem}; items are findable by id and by audio stem."""
+def _manifest_lines(path: str | os.PathLike):
+    """(line number, entry, key, audio path) of each item of a reference manifest."""
     path = Path(path)
     if not path.is_file():
         raise ManifestError(f"reference manifest not found: {path}")
-    base = path.parent
-    index: dict[str, ReferenceItem] = {}
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
             continue
@@ -133,9 +135,26 @@ def read_reference_manifest(path: str | os.PathLike) -> dict[str, ReferenceItem]
             raise ManifestError(f"{path}:{number}: not a JSON object ({err.msg})") from err
         if not isinstance(entry, dict):
             raise ManifestError(f"{path}:{number}: expected a JSON object per line")
-        audio = _resolve(_first(entry, AUDIO_KEYS), base)
+        audio = _resolve(_first(entry, AUDIO_KEYS), path.parent)
         key = _first(entry, ID_KEYS)
         key = str(key) if key is not None else (audio.stem if audio else f"line{number}")
+        yield number, entry, key, audio
+
+
+def raw_entries(paths) -> dict[str, tuple[dict, Path | None]]:
+    """{key: (manifest line, audio path)} of several manifests (the first wins on a clash)."""
+    out: dict[str, tuple[dict, Path | None]] = {}
+    for path in paths:
+        for _, entry, key, audio in _manifest_lines(path):
+            out.setdefault(key, (entry, audio))
+    return out
+
+
+def read_reference_manifest(path: str | os.PathLike) -> dict[str, ReferenceItem]:
+    """VALID.jsonl -> {key: ReferenceItem}; items are findable by id and by audio stem."""
+    base = Path(path).parent
+    index: dict[str, ReferenceItem] = {}
+    for _, entry, key, audio in _manifest_lines(path):
         lrc = read_lrc(_first(entry, LRC_KEYS), base)
         lyrics = entry.get("lyrics")
         if lrc is None and isinstance(lyrics, str) and (entry.get("lyrics_kind") == "lrc" or _looks_like_lrc(lyrics)):
@@ -171,7 +190,8 @@ def read_generated_song(path: Path, songs_dir: Path) -> GeneratedSong:
         if not isinstance(manifest, dict):
             raise ManifestError(f"{manifest_path}: expected a JSON object")
     request = manifest.get("request") if isinstance(manifest.get("request"), dict) else {}
-    group = manifest.get("condition")
+    extra = request.get("extra") if isinstance(request.get("extra"), dict) else {}
+    group = extra.get("group") or manifest.get("condition")
     if not group:
         rel = path.relative_to(songs_dir)
         group = rel.parts[0] if len(rel.parts) > 1 else "all"
@@ -190,7 +210,7 @@ def read_generated_song(path: Path, songs_dir: Path) -> GeneratedSong:
         path=path, group=str(group), keys=list(dict.fromkeys(keys)), manifest=manifest,
         seconds=_number(manifest.get("seconds")), wall_seconds=_number(manifest.get("wall_seconds")),
         peak_rss_mb=_number(manifest.get("peak_rss_mb")), lrc=read_lrc(lrc_value, manifest_path.parent),
-        style=style)
+        style=style, lrc_from=str(extra["lrc_from"]) if extra.get("lrc_from") else None)
 
 
 def match_reference(song: GeneratedSong, references: dict[str, ReferenceItem]) -> ReferenceItem | None:

@@ -84,7 +84,7 @@ def write_report(exp: str | os.PathLike, *, songs_dir: str | os.PathLike | None 
     """
     from .codec_eval import codec_table
     from .plots import loss_curve_png, spectrogram_png
-    from .songs import comparison_lines, groups_table
+    from .songs_markdown import figures_section
 
     exp = Path(exp)
     if not exp.is_dir():
@@ -119,11 +119,8 @@ def write_report(exp: str | os.PathLike, *, songs_dir: str | os.PathLike | None 
     if evaluation and evaluation.is_file():
         doc = json.loads(evaluation.read_text(encoding="utf-8"))
         lines += [f"From `{_rel(evaluation, base)}` (embedding `{doc.get('embedding')}`, "
-                  f"{doc.get('reference_count', 0)} reference songs):", "", groups_table(doc.get("groups", {}))]
-        lines += comparison_lines(doc)
-        for note in doc.get("notes", []):
-            lines.append(f"- note: {note}")
-        lines.append("")
+                  f"{doc.get('reference_count', 0)} reference songs):", ""]
+        lines += figures_section(doc)
     else:
         lines += ["No songs evaluation found: run `python -m toolkit.bin.evaluate songs --songs "
                   f"{songs_dir} --manifest {exp}/data/valid.jsonl --out {exp}/report`.", ""]
@@ -156,12 +153,12 @@ def write_report(exp: str | os.PathLike, *, songs_dir: str | os.PathLike | None 
         for path in songs:
             row = per_song.get(path.resolve(), {})
             ref = row.get("reference_audio")
-            split = ("valid" if Path(ref).stem in held_out else "train") if ref else None
+            split = row.get("split") or (("held-out" if Path(ref).stem in held_out else "training") if ref else None)
             ref = f"`{_rel(Path(ref), base)}`" if ref else row.get("reference")
             rows.append([f"`{_rel(path, base)}`", row.get("group"), row.get("duration"), row.get("lufs"),
                          row.get("style_adherence"), row.get("lyric_timing_f"), ref, split])
         lines.append(markdown_table(["file", "group", "seconds", "LUFS", "style adh.", "lyric F", "reference",
-                                     "reference split"], rows))
+                                     "reference piece"], rows))
         for index, path in enumerate(songs):
             if index >= max_spectrograms:
                 lines.append(f"({len(songs) - max_spectrograms} more songs without pictures.)\n")
@@ -196,4 +193,6 @@ def training_figures(summary_path: Path) -> list[str]:
         groups = " and ".join(summary.get("valid_drop") or ["the `train.valid_drop` conditions"])
         out.append(f"- the same loss with {groups} dropped (same noise and times): {dropped:.4f} "
                    f"(the conditioned loss is {100 * (1 - last / dropped):.1f} % lower)")
+    weights = {"ema": "the EMA weights (the ones generation loads)", "online": "the online weights (no EMA kept)"}
+    out.append(f"- validated on {weights.get(summary.get('valid_weights'), 'weights the trainer did not record')}")
     return out + [""]

@@ -1,27 +1,43 @@
-"""Evaluate a folder of generated songs against the reference set, group by group.
+"""Evaluate a folder of generated songs against the reference set, group by group, held-out songs first.
 
 Per song: duration, levels (LUFS, clipping, true peak, non-silence), real-time factor and peak memory
-(from the generation manifest), style adherence (cosine of prompt and song embeddings), lyric timing
-F-measure (and the same measure on the reference recording). Per group: means of those, plus the
-Frechet and kernel distances between the group's embeddings and the reference set's.
+(from the generation manifest), style adherence (cosine of prompt and song in the evaluation space),
+style class match (does the song's nearest reference style class equal its prompt's?), self-consistency
+(the same cosine in the conditioner's own space, when asked for), lyric timing F against the LRC the song
+was given, against its own piece's LRC when that differs (the mismatched-lyrics control), and the same
+measure on the reference recording cut to the song's length.
+
+Per group (`full`, `dropped`, `mismatched`, ...) and per subset (songs of held-out pieces, songs of
+training pieces, all): means with their NaN counts (toolkit.eval.aggregate), plus the Frechet and kernel
+distances between the songs' and the references' embeddings, the references cut to the songs' length.
 """
 
 from __future__ import annotations
 
-import math
 import os
+import statistics
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
-from .manifests import (AUDIO_SUFFIXES, GeneratedSong, ReferenceItem, find_songs, match_reference,
-                        read_generated_song, read_reference_manifest)
-from .tables import fmt, markdown_table, write_json
+from .aggregate import summarise_rows
+from .manifests import (
+    AUDIO_SUFFIXES,
+    GeneratedSong,
+    ReferenceItem,
+    find_songs,
+    match_reference,
+    read_generated_song,
+    read_reference_manifest,
+)
+from .tables import write_json
 
 JSON_NAME = "evaluation.json"
 MARKDOWN_NAME = "evaluation.md"
+NAN = float("nan")
 
 # Group-level figures: (key, column title, True if higher is better / False if lower / None if neither).
 GROUP_COLUMNS: tuple[tuple[str, str, bool | None], ...] = (
@@ -29,7 +45,10 @@ GROUP_COLUMNS: tuple[tuple[str, str, bool | None], ...] = (
     ("frechet", "Frechet dist.", False),
     ("kernel_distance", "kernel dist.", False),
     ("style_adherence", "style adherence", True),
+    ("style_class_match", "style class match", True),
+    ("self_consistency", "self-consistency (conditioner space)", None),
     ("lyric_timing_f", "lyric timing F", True),
+    ("lyric_timing_own_f", "lyric F vs own piece's LRC", None),
     ("lyric_timing_reference_f", "ref. lyric F", None),
     ("lyric_timing_chance_f", "chance F", None),
     ("lufs", "LUFS", None),
@@ -40,71 +59,75 @@ GROUP_COLUMNS: tuple[tuple[str, str, bool | None], ...] = (
     ("rtf", "RTF", False),
     ("peak_rss_mb", "peak MiB", False),
 )
+DISTANCES = ("frechet", "kernel_distance")
+SONG_KEYS = tuple(k for k, _, _ in GROUP_COLUMNS if k != "count" and k not in DISTANCES)
 # Figures whose winner the report names when several groups are compared.
-COMPARED = ("style_adherence", "lyric_timing_f", "frechet", "kernel_distance")
-
-
-def _mean(values: Sequence[float | None]) -> float | None:
-    finite = [float(v) for v in values if v is not None and math.isfinite(float(v))]
-    return float(np.mean(finite)) if finite else None
+COMPARED = ("style_adherence", "style_class_match", "lyric_timing_f", "frechet", "kernel_distance")
+HELD_OUT, TRAINING = "held-out", "training"
+SUBSETS = (("held_out", HELD_OUT), ("training", TRAINING))
+GROUP_ORDER = {"full": 0, "dropped": 1, "mismatched": 2, "reconstructed": 3}
+CEILINGS = ("reconstructed",)  # groups that bound the figures (the references through the codec), never "better"
 
 
 def _add_note(row: dict[str, Any], note: str) -> None:
     row["note"] = f"{row['note']}; {note}" if row.get("note") else note
 
 
-def song_figures(song: GeneratedSong, reference: ReferenceItem | None, embedder: Any, tolerance: float,
-                 reference_timing: dict[str, dict]) -> tuple[dict[str, Any], np.ndarray | None]:
-    """Figures of one song, and its embedding (None without an embedder)."""
+def _line_starts(lrc: str, seconds: float) -> list[float]:
+    from .timing import lrc_line_starts
+
+    return [s for s in lrc_line_starts(lrc) if 0.0 <= s < seconds]
+
+
+def song_figures(song: GeneratedSong, reference: ReferenceItem | None, tolerance: float,
+                 reference_timing: dict[str, dict]) -> dict[str, Any]:
+    """Every figure of one song that needs no embedding. A figure that applies but cannot be computed
+    is NaN (counted beside the group mean) with a note saying why."""
     from ..audio import load_audio
+    from ..lrc import LrcError
     from .loudness import level_figures
     from .timing import lyric_timing
 
     wav, sr = load_audio(song.path)
     row: dict[str, Any] = {"song": str(song.path), "group": song.group,
                            "reference": reference.key if reference else None,
-                           "reference_audio": str(reference.audio) if reference and reference.audio else None}
+                           "reference_audio": str(reference.audio) if reference and reference.audio else None,
+                           "split": reference.split if reference else None}
+    if song.lrc_from:
+        row["lrc_from"] = song.lrc_from
+    if song.manifest.get("weights"):
+        row["weights"] = song.manifest["weights"]  # "ema" or "model": which weights of the checkpoint generated it
     row["duration"] = wav.shape[-1] / sr
     row.update(level_figures(wav, sr))
     seconds = song.seconds or row["duration"]
     row["rtf"] = song.wall_seconds / seconds if song.wall_seconds is not None and seconds else None
     row["peak_rss_mb"] = song.peak_rss_mb
-    embedding = None
-    if embedder is not None and row["non_silent"]:
-        try:
-            embedding = embedder.embed_audio(song.path)
-        except ValueError as err:  # the embedder refuses the audio (e.g. shorter than its shortest clip): the rest
-            # of the song's figures still count
-            _add_note(row, f"no embedding, so no style adherence or distances: {err}")
-        style = song.style if song.style is not None else (reference.style if reference else None)
-        prompt = embedder.embed_style(style) if embedding is not None else None
-        if prompt is not None:
-            from .distances import cosine_similarity
-
-            row["style_adherence"] = cosine_similarity(prompt, embedding)
-    lrc = song.lrc or (reference.lrc if reference else None)
-    if lrc:
-        from ..lrc import LrcError
-
-        try:
-            timing = lyric_timing(wav, sr, lrc, tolerance)
-        except LrcError as err:
-            _add_note(row, f"LRC not readable, no lyric timing: {err}")
-            return row, embedding
-        for key in ("f", "precision", "recall", "chance_f"):
-            if key in timing:
-                row[f"lyric_timing_{key}"] = timing[key]
-        if reference is not None and reference.audio is not None and reference.lrc and reference.audio.is_file():
-            cache_key = f"{reference.audio}|{tolerance}"
-            if cache_key not in reference_timing:
-                ref_wav, ref_sr = load_audio(reference.audio)
-                try:
-                    reference_timing[cache_key] = lyric_timing(ref_wav, ref_sr, reference.lrc, tolerance)
-                except LrcError:
-                    reference_timing[cache_key] = {}
-            if "f" in reference_timing[cache_key]:
-                row["lyric_timing_reference_f"] = reference_timing[cache_key]["f"]
-    return row, embedding
+    own = reference.lrc if reference else None
+    lrc = song.lrc or own
+    if not lrc:
+        return row
+    try:
+        timing = lyric_timing(wav, sr, lrc, tolerance)
+        differs = bool(own) and _line_starts(own, row["duration"]) != _line_starts(lrc, row["duration"])
+        own_timing = lyric_timing(wav, sr, own, tolerance) if differs else None
+    except LrcError as err:
+        _add_note(row, f"LRC not readable, no lyric timing: {err}")
+        row["lyric_timing_f"] = NAN
+        return row
+    for key in ("f", "precision", "recall", "chance_f"):
+        if key in timing:
+            row[f"lyric_timing_{key}"] = timing[key]
+    if own_timing and "f" in own_timing:
+        row["lyric_timing_own_f"] = own_timing["f"]
+    if timing and reference is not None and reference.audio is not None and reference.audio.is_file():
+        # The reference recording cut to the song's length, scored against the LRC the song was scored against.
+        key = f"{reference.audio}|{row['duration']:.3f}|{tolerance}|{hash(lrc)}"
+        if key not in reference_timing:
+            ref_wav, ref_sr = load_audio(reference.audio, duration=row["duration"])
+            reference_timing[key] = lyric_timing(ref_wav, ref_sr, lrc, tolerance)
+        if "f" in reference_timing[key]:
+            row["lyric_timing_reference_f"] = reference_timing[key]["f"]
+    return row
 
 
 def reference_audio(references: dict[str, ReferenceItem], reference_dir: str | os.PathLike | None) -> list[Path]:
@@ -117,18 +140,38 @@ def reference_audio(references: dict[str, ReferenceItem], reference_dir: str | o
     return sorted({item.audio for item in unique.values() if item.audio is not None and item.audio.is_file()})
 
 
+def _read_references(manifests: Sequence[str | os.PathLike], held_out: Sequence[str | os.PathLike]
+                     ) -> dict[str, ReferenceItem]:
+    references: dict[str, ReferenceItem] = {}
+    for path in manifests:
+        for key, item in read_reference_manifest(path).items():
+            references.setdefault(key, item)
+    if held_out:
+        held = {k for path in held_out for k in read_reference_manifest(path)}
+        for item in {id(i): i for i in references.values()}.values():
+            item.split = HELD_OUT if item.key in held or (item.audio is not None and item.audio.stem in held) \
+                else TRAINING
+    return references
+
+
 def evaluate_songs(songs_dir: str | os.PathLike, manifest: str | os.PathLike | Sequence[str | os.PathLike] | None,
                    out_dir: str | os.PathLike,
-                   reference_dir: str | os.PathLike | None = None, embedding: str = "features",
-                   tolerance: float = 0.5, embedder: Any = None, log=print) -> dict[str, Any]:
+                   reference_dir: str | os.PathLike | None = None, embedding: str = "descriptors",
+                   tolerance: float = 0.5, embedder: Any = None, log=print, *,
+                   held_out: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
+                   self_consistency: str | None = None, self_embedder: Any = None,
+                   reference_window: bool = True) -> dict[str, Any]:
     """Evaluate every song under `songs_dir`; write `evaluation.json` and `evaluation.md` into `out_dir`.
 
     `manifest`: one reference manifest or several (their items are merged; the first wins on a clash).
-    `embedding`: features | mulan:PATH | clap:PATH | none (skips distances and style adherence);
-    `embedder`: an already built Embedder (overrides `embedding`, for tests and notebooks).
+    `held_out`: manifest(s) of the pieces the model was not trained on (e.g. valid.jsonl): their songs form
+    the held-out columns, every other matched song is a training song. `embedding`: the evaluation space,
+    descriptors | features | mulan:PATH | clap:PATH | none (skips distances and style figures);
+    `embedder`: an already built Embedder (overrides `embedding`). `self_consistency`: the conditioner's
+    space (features | mulan:PATH; or `self_embedder`), reported as self-consistency only.
+    `reference_window`: describe the references on the songs' length (their first seconds), as the songs are.
     Returns the JSON document.
     """
-    from .distances import frechet_distance, kernel_distance
     from .embeddings import build_embedder
     from .machine import machine_info
 
@@ -136,82 +179,141 @@ def evaluate_songs(songs_dir: str | os.PathLike, manifest: str | os.PathLike | S
     songs_dir, out_dir = Path(songs_dir), Path(out_dir)
     if reference_dir is not None and not Path(reference_dir).is_dir():
         raise FileNotFoundError(f"--reference-dir: folder not found: {reference_dir}")
-    manifests = [manifest] if isinstance(manifest, (str, os.PathLike)) else list(manifest or [])
-    references: dict[str, ReferenceItem] = {}
-    for path in manifests:
-        for key, item in read_reference_manifest(path).items():
-            references.setdefault(key, item)
+    as_list = lambda m: [m] if isinstance(m, (str, os.PathLike)) else list(m or [])  # noqa: E731
+    manifests, held_out = as_list(manifest), as_list(held_out)
+    references = _read_references(manifests, held_out)
     songs = [read_generated_song(p, songs_dir) for p in find_songs(songs_dir)]
     if embedder is None and embedding != "none":
         embedder = build_embedder(embedding)
-    embedding_name = getattr(embedder, "name", "none")
+    if self_embedder is None and self_consistency not in (None, "", "none"):
+        self_embedder = build_embedder(self_consistency)
     notes: list[str] = []
+    if not held_out:
+        notes.append("no held-out manifest given (--held-out): which songs come from training pieces is unknown, "
+                     "so there are no held-out columns")
 
-    rows, embeddings, reference_timing = [], {}, {}
+    rows, matched, reference_timing = [], [], {}
     for song in songs:
         log(f"evaluating {song.path}")
-        row, emb = song_figures(song, match_reference(song, references), embedder, tolerance, reference_timing)
-        rows.append(row)
-        if emb is not None:
-            embeddings.setdefault(song.group, []).append(emb)
+        reference = match_reference(song, references)
+        rows.append(song_figures(song, reference, tolerance, reference_timing))
+        matched.append(reference)
 
-    ref_embeddings: np.ndarray | None = None
+    ref_paths = reference_audio(references, reference_dir)
+    durations = [r["duration"] for r in rows]
+    window = round(statistics.median(durations), 2) if durations and reference_window else None
+    labels = _labels_of(ref_paths, manifests)
+    spaces: dict[str, Any] = {}
+    from .style_space import embed_space
+
     if embedder is not None:
-        ref_paths = reference_audio(references, reference_dir)
-        if ref_paths:
-            log(f"embedding {len(ref_paths)} reference songs")
-            ref_embeddings = np.stack([embedder.embed_audio(p) for p in ref_paths])
-        else:
-            notes.append("no reference audio (neither --reference-dir nor audio paths in --manifest): "
-                         "no Frechet / kernel distances")
+        spaces["evaluation"] = embed_space(embedder, songs, rows, matched, ref_paths, labels, window, notes, log,
+                                           prefix="")
+    if self_embedder is not None:
+        spaces["self_consistency"] = embed_space(self_embedder, songs, rows, matched, ref_paths, labels, window,
+                                                 notes, log, prefix="self_consistency")
 
     groups: dict[str, dict[str, Any]] = {}
-    for group in sorted({r["group"] for r in rows}, key=lambda g: (g != "full", g)):
-        members = [r for r in rows if r["group"] == group]
-        agg: dict[str, Any] = {"count": len(members)}
-        for key, _, _ in GROUP_COLUMNS[1:]:
-            if key in ("frechet", "kernel_distance"):
-                continue
-            agg[key] = _mean([r.get(key) for r in members])
-        embs = embeddings.get(group, [])
-        if ref_embeddings is not None and embs:
-            agg["frechet"] = frechet_distance(np.stack(embs), ref_embeddings)
-            if len(embs) >= 2 and len(ref_embeddings) >= 2:
-                agg["kernel_distance"] = kernel_distance(np.stack(embs), ref_embeddings)
-            else:
-                notes.append(f"group '{group}': the kernel distance needs >= 2 songs and >= 2 references")
-        groups[group] = agg
+    ev = spaces.get("evaluation")
+    for group in sorted({r["group"] for r in rows}, key=lambda g: (GROUP_ORDER.get(g, len(GROUP_ORDER)), g)):
+        index = [i for i, r in enumerate(rows) if r["group"] == group]
+        groups[group] = _subset_figures(rows, index, ev, notes, group)
+        for name, split in SUBSETS:
+            chosen = [i for i in index if rows[i].get("split") == split]
+            groups[group][name] = _subset_figures(rows, chosen, ev, None, group) if chosen else {"count": 0}
 
-    comparison = compare_groups(groups)
     doc = {
         "kind": "songs",
         "songs_dir": str(songs_dir),
         "manifest": ", ".join(str(m) for m in manifests) or None,
+        "held_out_manifest": ", ".join(str(m) for m in held_out) or None,
         "reference_dir": str(reference_dir) if reference_dir else None,
-        "embedding": embedding_name,
-        "reference_count": 0 if ref_embeddings is None else int(len(ref_embeddings)),
+        "embedding": getattr(embedder, "name", "none"),
+        "embedding_info": _embedder_info(embedder, self_embedder),
+        "self_consistency": getattr(self_embedder, "name", None),
+        "reference_count": len(ev["references"]) if ev else 0,
+        "reference_window_seconds": window,
+        "reference_separation": {k: s.get("separation") for k, s in spaces.items()},
         "lyric_timing_tolerance": tolerance,
+        "generation_weights": sorted({str(r["weights"]) for r in rows if r.get("weights")}),
+        "held_out_songs": sorted({r["reference"] for r in rows if r.get("split") == HELD_OUT}),
+        "training_songs": sorted({r["reference"] for r in rows if r.get("split") == TRAINING}),
         "groups": groups,
-        "comparison": comparison,
+        "comparison": compare_groups(groups),
+        "comparison_held_out": compare_groups({g: a["held_out"] for g, a in groups.items()
+                                               if a["held_out"].get("count")}),
         "songs": rows,
         "notes": notes,
         "machine": machine_info(),
         "elapsed_seconds": time.time() - started,
     }
+    from .verdicts import verdicts
+
+    doc["verdicts"] = verdicts(doc)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json(out_dir / JSON_NAME, doc)
     from ..io import atomic_write_text
+    from .songs_markdown import songs_markdown
 
     atomic_write_text(out_dir / MARKDOWN_NAME, songs_markdown(doc))
     return doc
 
 
+def _labels_of(ref_paths: Sequence[Path], manifests: Sequence[str | os.PathLike]) -> list[str | None]:
+    """The style class of each reference file (toolkit.eval.style_classes), None where there is none."""
+    from .manifests import raw_entries
+    from .style_classes import reference_labels
+
+    entries = raw_entries(manifests)
+    labels = reference_labels({k: e for k, (e, _) in entries.items()})
+    by_audio = {audio.resolve(): labels.get(k) for k, (_, audio) in entries.items() if audio is not None}
+    return [by_audio.get(Path(p).resolve()) for p in ref_paths]
+
+
+def _embedder_info(embedder: Any, self_embedder: Any) -> dict[str, Any]:
+    def info(e: Any) -> dict[str, Any] | None:
+        if e is None:
+            return None
+        return {"name": e.name, "features": list(e.features) if getattr(e, "features", None) else None,
+                "learned": bool(getattr(e, "learned", False))}
+
+    out = {"evaluation": info(embedder), "self_consistency": info(self_embedder)}
+    if embedder is not None and self_embedder is not None and embedder.name == self_embedder.name:
+        out["warning"] = ("the evaluation embedding is the conditioner's own space: its style figures measure "
+                          "self-consistency, not style")
+    elif embedder is not None and (embedder.name == "features" or embedder.name.startswith("mulan:")):
+        out["warning"] = (f"`{embedder.name}` is a style conditioner's space (style_features or MuQ-MuLan): for a "
+                          "model conditioned with it, the style figures measure self-consistency, not style")
+    return out
+
+
+def _subset_figures(rows: list[dict[str, Any]], index: list[int], space: dict[str, Any] | None,
+                    notes: list[str] | None, group: str) -> dict[str, Any]:
+    """Means (with counts) of the chosen rows, and their distances to the references."""
+    from .distances import frechet_distance, kernel_distance
+
+    agg = summarise_rows([rows[i] for i in index], SONG_KEYS)
+    if not space or space.get("references") is None:
+        return agg
+    embs = [space["songs"][i] for i in index if i in space["songs"]]
+    refs = space["references"]
+    if embs:
+        agg["frechet"] = frechet_distance(np.stack(embs), refs)
+        if len(embs) >= 2 and len(refs) >= 2:
+            agg["kernel_distance"] = kernel_distance(np.stack(embs), refs)
+        elif notes is not None:
+            notes.append(f"group '{group}': the kernel distance needs >= 2 songs and >= 2 references")
+    agg["embedded"] = len(embs)
+    return agg
+
+
 def compare_groups(groups: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """For each compared figure present in >= 2 groups: the values and the best group."""
+    """For each compared figure present in >= 2 groups: the values and the best group. The codec ceiling
+    (`reconstructed`: the references themselves) is a bound, not a contender, and is left out."""
     out: dict[str, dict[str, Any]] = {}
     higher = {k: h for k, _, h in GROUP_COLUMNS}
     for key in COMPARED:
-        values = {g: agg.get(key) for g, agg in groups.items() if agg.get(key) is not None}
+        values = {g: agg.get(key) for g, agg in groups.items() if agg.get(key) is not None and g not in CEILINGS}
         if len(values) < 2:
             continue
         pick = max if higher[key] else min
@@ -219,42 +321,3 @@ def compare_groups(groups: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any
         tie = sum(1 for v in values.values() if v == values[best]) > 1
         out[key] = {"values": values, "higher_is_better": bool(higher[key]), "best": None if tie else best}
     return out
-
-
-def songs_markdown(doc: dict[str, Any]) -> str:
-    titles = {k: t for k, t, _ in GROUP_COLUMNS}
-    lines = ["# Song evaluation", "",
-             f"Songs: `{doc['songs_dir']}`; references: `{doc.get('reference_dir') or doc.get('manifest')}` "
-             f"({doc.get('reference_count', 0)} embedded); embedding: `{doc['embedding']}`; "
-             f"lyric timing tolerance: +-{doc['lyric_timing_tolerance']} s.", ""]
-    lines.append(groups_table(doc["groups"]))
-    if doc["comparison"]:
-        lines += ["Which group is better:", ""] + comparison_lines(doc) + [""]
-    lines += ["## Songs", ""]
-    song_cols = ("duration", "lufs", "clipping_fraction", "true_peak_dbfs", "non_silent", "style_adherence",
-                 "lyric_timing_f", "lyric_timing_reference_f", "rtf", "peak_rss_mb")
-    lines.append(markdown_table(["song", "group"] + [titles.get(c, c) for c in song_cols],
-                                [[Path(r["song"]).name, r["group"]] + [r.get(c) for c in song_cols]
-                                 for r in doc["songs"]]))
-    for note in doc.get("notes", []) + [f"{Path(r['song']).name}: {r['note']}" for r in doc["songs"] if r.get("note")]:
-        lines.append(f"- note: {note}")
-    lines.append("\nFigures are explained in docs/evaluation.md.\n")
-    return "\n".join(lines)
-
-
-def comparison_lines(doc: dict[str, Any]) -> list[str]:
-    """One bullet per compared figure: the best group (or a tie) and every group's value."""
-    titles = {k: t for k, t, _ in GROUP_COLUMNS}
-    lines = []
-    for key, cmp in doc.get("comparison", {}).items():
-        direction = "higher" if cmp["higher_is_better"] else "lower"
-        values = ", ".join(f"{g} {fmt(v)}" for g, v in cmp["values"].items())
-        verdict = f"**{cmp['best']}**" if cmp["best"] else "tie"
-        lines.append(f"- {titles.get(key, key)} ({direction} is better): {verdict} ({values})")
-    return lines
-
-
-def groups_table(groups: dict[str, dict[str, Any]]) -> str:
-    present = [(k, t) for k, t, _ in GROUP_COLUMNS if any(agg.get(k) is not None for agg in groups.values())]
-    return markdown_table(["group"] + [t for _, t in present],
-                          [[g] + [agg.get(k) for k, _ in present] for g, agg in groups.items()])

@@ -172,7 +172,9 @@ class Trainer:
     def validate(self) -> dict[str, float]:
         if not self.valid_batches:
             return {}
-        recipe = self.recipe
+        # The EMA weights are what generation loads, so they are the ones validated when the trainer keeps them.
+        recipe = self.ema.ema_model if self.ema is not None else self.recipe
+        self.valid_weights = "ema" if self.ema is not None else "online"
         was_training = recipe.training
         recipe.eval()
         groups = list(self.train.valid_drop)
@@ -288,7 +290,7 @@ class Trainer:
             optimizer, warmup_then_linear_decay(t.warmup_steps, t.max_steps))
         self.model, self.optimizer = self.accelerator.prepare(_TrainingStep(self.recipe), optimizer)
         self.ema = None
-        if t.ema.enabled and self.is_main:
+        if t.ema.enabled:  # on every process (identical there): each validates its share on the EMA weights
             from ema_pytorch import EMA
 
             self.ema = EMA(self.recipe, beta=t.ema.beta, update_after_step=t.ema.update_after_step,
@@ -393,7 +395,8 @@ class Trainer:
         first, last = valid_done[min(valid_done)], valid_done[max(valid_done)]
         summary = {"initial_step": min(valid_done), "initial_valid_loss": first["valid_loss"],
                    "final_step": max(valid_done), "final_valid_loss": last["valid_loss"],
-                   "valid_times": [float(t) for t in self.train.valid_times]}
+                   "valid_times": [float(t) for t in self.train.valid_times],
+                   "valid_weights": getattr(self, "valid_weights", "online")}
         if "valid_loss_dropped" in last:
             summary["final_valid_loss_dropped"] = last["valid_loss_dropped"]
             summary["valid_drop"] = list(self.train.valid_drop)

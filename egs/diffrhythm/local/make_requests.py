@@ -2,10 +2,16 @@
 as the style prompt, so the generated songs can be compared with the references they imitate.
 
     python local/make_requests.py --manifest EXP/data/valid.jsonl --out EXP/requests.jsonl --seconds 11 --limit 4
+
+--mismatch writes the mismatched-lyrics control instead: the same songs (own audio as style prompt) with the
+LRC of another song taken from the same manifest (held-out songs swap among themselves, training songs
+among themselves), marked `extra: {group: mismatched, lrc_from: ID}` so the evaluation reports them as their
+own group and scores them against the LRC they were given and against their own piece's.
 """
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 
@@ -26,6 +32,24 @@ def fit_lrc(lrc: str, seconds: float) -> str:
     return "".join(f"{format_lrc_time(line.time)}{line.text}\n" for line in inside)
 
 
+def mismatched_sources(songs: list[dict], origin: list[int]) -> list[int | None]:
+    """For each song, the index of the song whose lyrics it gets: the next song with lyrics from the same
+    manifest (in turn, so every song's lyrics are used once), else from any manifest; never its own. None
+    when no other song has lyrics (that song gets no control)."""
+    def has_lyrics(i: int) -> bool:
+        return bool((songs[i].get("lyrics") or "").strip())
+
+    out: list[int | None] = []
+    for i in range(len(songs)):
+        same = [j for j in range(len(songs)) if origin[j] == origin[i] and j != i and has_lyrics(j)]
+        pool = same or [j for j in range(len(songs)) if j != i and has_lyrics(j)]
+        if pool and not same:
+            print(f"note: {songs[i].get('id')} takes its mismatched LRC from another manifest", file=sys.stderr)
+        later = [j for j in pool if j > i]
+        out.append((later[0] if later else pool[0]) if pool else None)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--manifest", action="append", required=True, help="repeat to take songs from several")
@@ -33,16 +57,29 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, required=True)
     parser.add_argument("--limit", type=int, default=0, help="at most this many requests (0 = all)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--mismatch", action="store_true",
+                        help="the mismatched-lyrics control: each song gets another song's LRC")
     args = parser.parse_args()
-    lines = [line for m in args.manifest for line in Path(m).read_text(encoding="utf-8").splitlines()]
-    songs = [json.loads(line) for line in lines if line.strip()]
+    songs, origin = [], []
+    for number, manifest in enumerate(args.manifest):
+        for line in Path(manifest).read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                songs.append(json.loads(line))
+                origin.append(number)
     if args.limit:
-        songs = songs[: args.limit]
+        songs, origin = songs[: args.limit], origin[: args.limit]
+    lyric_source = mismatched_sources(songs, origin) if args.mismatch else list(range(len(songs)))
     requests = []
     for i, song in enumerate(songs):
-        lyrics = song.get("lyrics") or ""
+        if lyric_source[i] is None:
+            print(f"note: no other song has lyrics, so {song.get('id')} gets no mismatched control", file=sys.stderr)
+            continue
+        source = songs[lyric_source[i]]
+        lyrics = source.get("lyrics") or ""
         request = {"title": song.get("id"), "style_audio": song["path"], "length": args.seconds, "seed": args.seed + i}
-        if song.get("lyrics_kind") == "lrc":
+        if args.mismatch:
+            request["extra"] = {"group": "mismatched", "lrc_from": source.get("id")}
+        if source.get("lyrics_kind") == "lrc":
             request["lrc"] = fit_lrc(lyrics, args.seconds)
         elif lyrics.strip():
             request["lyrics"] = lyrics

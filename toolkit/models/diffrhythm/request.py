@@ -18,7 +18,8 @@ class SongRequest:
     frames inside the segments ([start, end] seconds; -1 = song start / end) and keep the rest;
     continue_seconds: extend ref_song by that many seconds. drop_conditions: lyrics and style dropped and
     guidance off (the unconditional model; evaluation uses it to show that the conditions matter).
-    conditions: values of further conditions a config adds, by their `request` names.
+    conditions: values of further conditions a config adds, by their `request` names. extra: notes that only
+    the manifest records (the evaluation reads a control's group there).
     """
 
     lrc: str | None = field(default=None, metadata=option(
@@ -60,6 +61,9 @@ class SongRequest:
     conditions: dict[str, Any] = field(default_factory=dict, metadata=option(
         "a value of a further condition the model's config adds (repeatable)", kind="mapping", flag="--condition",
         metavar="NAME=VALUE"))
+    extra: dict[str, Any] = field(default_factory=dict, metadata=option(
+        "notes recorded in the manifest and nowhere else, e.g. an evaluation group (repeatable)", kind="mapping",
+        group="output", metavar="NAME=VALUE"))
 
     def check(self) -> SongRequest:
         """What can be checked without the model or the config."""
@@ -104,6 +108,7 @@ class SongRequest:
                 raise RequestError(f"edit segment {list(seg)} must start before it ends")
         if self.continue_seconds is not None and not self.continue_seconds > 0:
             raise RequestError(f"continue_seconds must be positive, got {self.continue_seconds}")
-        if not isinstance(self.conditions, dict):
-            raise RequestError(f"conditions must be a mapping of name -> value, not {self.conditions!r}")
+        for name in ("conditions", "extra"):
+            if not isinstance(getattr(self, name), dict):
+                raise RequestError(f"{name} must be a mapping of name -> value, not {getattr(self, name)!r}")
         return self
