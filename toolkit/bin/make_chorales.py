@@ -1,6 +1,6 @@
 """Build the embedded Bach-chorale song set offline (music21 + fluidsynth + espeak-ng).
 
-  python -m toolkit.bin.make_chorales --out data/chorales [--num-pieces 12] [--max-seconds 30]
+  python -m toolkit.bin.make_chorales --out data/chorales [--num-pieces 20] [--max-seconds 30]
 """
 
 from __future__ import annotations
