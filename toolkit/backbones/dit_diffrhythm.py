@@ -188,16 +188,37 @@ class DiffRhythmDiT(Backbone):
 
         time = torch.as_tensor(time, device=x.device, dtype=x.dtype)  # an fp16 model embeds fp16 times
         c = self.condition_vector(time, conditions, b)
-        text = self.text_embed(lyrics, drop=drop_lyrics)
+        text, fusions = self.lyric_features(lyrics, drop_lyrics)
         parts = [x, cond, text, style[:, None, :].expand(b, t, -1), c[:, None, :].expand(b, t, -1)]
         if self.concat_dim:
             parts.append(conditions[INPUT_CONCAT].to(x.dtype))
         h = self.input_embed(parts)
 
         rope = self.rotary(t, dtype=h.dtype)
-        fused = len(self.text_fusion_linears)
         for i, block in enumerate(self.transformer_blocks):
             h = block(h, rope)
-            if i < fused:
-                h = h + self.text_fusion_linears[i](text)
+            if i < len(fusions):
+                h = h + fusions[i]
         return self.proj_out(self.norm_out(h, c))
+
+    def lyric_features(self, lyrics: torch.Tensor, drop: torch.Tensor | None) -> tuple[torch.Tensor, list]:
+        """The lyric embedding and the fusion adds of the first half-blocks: they depend neither on the flow
+        time nor on x, so at inference they are computed once per song and reused by every ODE step (the
+        sampler passes the same lyric tensor each time); recomputed whenever the tokens, the drop mask or
+        the weights change, and never cached while gradients are tracked."""
+        def compute() -> tuple[torch.Tensor, list]:
+            text = self.text_embed(lyrics, drop=drop)
+            return text, [fusion(text) for fusion in self.text_fusion_linears]
+
+        if torch.is_grad_enabled() or self.training:
+            self._lyric_cache = None
+            return compute()
+        params = [*self.text_embed.parameters(), *self.text_fusion_linears.parameters()]
+        version = None if lyrics.is_inference() else lyrics._version  # inference tensors keep no version counter
+        key = (version, None if drop is None else tuple(drop.tolist()),
+               tuple(p._version for p in params), tuple(p.data_ptr() for p in params))
+        cached = getattr(self, "_lyric_cache", None)
+        if cached is None or cached[0] is not lyrics or cached[1] != key:  # the cache holds `lyrics`: no reuse of
+            cached = (lyrics, key, *compute())                            # its memory by another tensor
+            self._lyric_cache = cached
+        return cached[2], cached[3]
