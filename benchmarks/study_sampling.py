@@ -1,0 +1,158 @@
+"""Error of each sampling setting against a fine-grid fp32 reference, on the same noise and conditions.
+
+    python benchmarks/study_sampling.py --golden                      # the parity model (tests/fixtures)
+    python benchmarks/study_sampling.py --ckpt egs/diffrhythm/exp/default/checkpoints/last.pt --lrc X.lrc
+        [--style-audio clip.wav] [--seconds 11] [--items 4] [--reference-steps 128]
+
+The reference is a 128-step midpoint integration in fp32 with the settings' guidance (cfg 4 for the parity
+model, the checkpoint's otherwise). Each row integrates the same noise with one setting: solver, number of
+updates, time grid (linspace, sway), guidance interval, number format. The error is the relative L2
+distance of the final latents to the reference's (mean over items), and the NFE is model evaluations per
+item (a guided evaluation counts two). Upstream DiffRhythm's setting is Euler on a 32-point linspace grid
+(31 updates) with guidance everywhere: a setting is as good when its error is no larger than that row's.
+Prints a markdown table (docs/dit_cfm.md quotes it) and, last, one line per setting.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+
+# (name, sampler options); the first is upstream's setting
+SETTINGS = [
+    ("upstream: euler 31, linspace", {"steps": 31, "method": "euler"}),
+    ("euler 16, linspace", {"steps": 16, "method": "euler"}),
+    ("euler 16, sway -1", {"steps": 16, "method": "euler", "sway_coef": -1.0}),
+    ("euler 31, sway -1", {"steps": 31, "method": "euler", "sway_coef": -1.0}),
+    ("midpoint 8, linspace", {"steps": 8, "method": "midpoint"}),
+    ("midpoint 12, linspace", {"steps": 12, "method": "midpoint"}),
+    ("midpoint 16, linspace", {"steps": 16, "method": "midpoint"}),
+    ("midpoint 8, sway -1", {"steps": 8, "method": "midpoint", "sway_coef": -1.0}),
+    ("midpoint 12, sway -1", {"steps": 12, "method": "midpoint", "sway_coef": -1.0}),
+    ("euler 31, guidance t in [0, 0.8]", {"steps": 31, "method": "euler", "guidance_interval": (0.0, 0.8)}),
+    ("euler 31, guidance t in [0.1, 0.9]", {"steps": 31, "method": "euler", "guidance_interval": (0.1, 0.9)}),
+    ("midpoint 12, guidance t in [0, 0.8]", {"steps": 12, "method": "midpoint", "guidance_interval": (0.0, 0.8)}),
+    ("euler 31, bf16", {"steps": 31, "method": "euler", "dtype": torch.bfloat16}),
+    ("midpoint 12, bf16", {"steps": 12, "method": "midpoint", "dtype": torch.bfloat16}),
+]
+
+
+def golden_problem(items: int):
+    """The parity model with the conditions of a golden sampling case, `items` noises."""
+    from golden import golden_file
+    from test_parity_diffrhythm import all_cases, build, case_names
+
+    from toolkit.objectives.samplers import FlowSampler
+
+    name = next(n for n in case_names("sample_") if not n.startswith("sample_full") and "fp16" not in n)
+    inputs = all_cases()[name]["inputs"]
+    model = build(False)
+    n = inputs["duration"]
+    conditions = {k: v[:1].expand(items, *v.shape[1:]) for k, v in
+                  {"lyrics": inputs["text"], "style": inputs["style_prompt"],
+                   "start_time": inputs["start_time"]}.items()}
+    sampler = FlowSampler(cfg_strength=float(inputs["cfg_strength"]), uncond_drop=("audio", "lyrics"))
+    negative = {"style": inputs["negative_style_prompt"][:1].expand(items, -1)}
+    noise = torch.randn(items, n, model.latent_dim, generator=torch.Generator().manual_seed(0))
+    cond = torch.zeros(items, n, model.latent_dim)
+    return f"parity model ({golden_file('diffrhythm', 'small_config.json').parent.name}, {name})", model, sampler, \
+        dict(noise=noise, cond=cond, conditions=conditions, negative_conditions=negative)
+
+
+def checkpoint_problem(ckpt: str, lrc: str, style_audio: str | None, style_text: str | None, seconds: float,
+                       items: int):
+    """A trained toolkit checkpoint with one request's conditions, `items` noises."""
+    from toolkit.checkpoints import load_checkpoint, strip_ema
+    from toolkit.models.diffrhythm.recipe import condition_values
+    from toolkit.models.diffrhythm.request import SongRequest
+    from toolkit.models.factory import build_recipe
+    from toolkit.weights import load_strict
+
+    payload = load_checkpoint(ckpt)
+    recipe = build_recipe(payload["config"])
+    state = strip_ema(payload["ema_model_state_dict"]) if "ema_model_state_dict" in payload else payload[
+        "model_state_dict"]
+    load_strict(recipe, state, source=ckpt)
+    recipe.eval()
+    request = SongRequest(lrc=Path(lrc).read_text(encoding="utf-8"), style_audio=style_audio, style_text=style_text,
+                          length=seconds)
+    frames = int(seconds * recipe.frame_rate)
+    prepared = recipe.request_values(condition_values(request), recipe.span(frames))
+    batched = {k: recipe.conditions[k].collate([v] * items) for k, v in prepared.items()}
+    with torch.no_grad():
+        values = recipe.conditions(batched)
+    negative = recipe.conditions.negatives(items, frames)
+    noise = torch.randn(items, frames, recipe.codec.latent_dim, generator=torch.Generator().manual_seed(0))
+    cond = torch.zeros(items, frames, recipe.codec.latent_dim)
+    return f"trained demo model ({ckpt})", recipe.routed, recipe.sampler, \
+        dict(noise=noise, cond=cond, conditions=values, negative_conditions=negative)
+
+
+def run(model, sampler, problem: dict, options: dict) -> tuple[torch.Tensor, int, float]:
+    options = dict(options)
+    dtype = options.pop("dtype", torch.float32)
+    backbone = model.backbone if hasattr(model, "backbone") else model
+    backbone.to(dtype)
+    started = time.perf_counter()
+    with torch.inference_mode():
+        out = sampler.sample(model, problem["noise"].to(dtype), problem["cond"], problem["conditions"],
+                             negative_conditions=problem["negative_conditions"], dtype=dtype, **options)
+    seconds = time.perf_counter() - started
+    backbone.to(torch.float32)
+    return out.float(), sampler.last_nfe, seconds
+
+
+def rel_l2(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float(((a - b).flatten(1).norm(dim=1) / b.flatten(1).norm(dim=1)).mean())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--golden", action="store_true", help="the parity model of tests/fixtures/golden")
+    parser.add_argument("--ckpt", help="a trained toolkit checkpoint (e.g. the demo's)")
+    parser.add_argument("--lrc", help="with --ckpt: the lyrics of the request")
+    parser.add_argument("--style-audio")
+    parser.add_argument("--style-text")
+    parser.add_argument("--seconds", type=float, default=11.0)
+    parser.add_argument("--items", type=int, default=4, help="noises (items) averaged")
+    parser.add_argument("--reference-steps", type=int, default=128)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    from toolkit.eval.machine import machine_info
+
+    if args.golden:
+        title, model, sampler, problem = golden_problem(args.items)
+    elif args.ckpt and args.lrc:
+        title, model, sampler, problem = checkpoint_problem(args.ckpt, args.lrc, args.style_audio, args.style_text,
+                                                            args.seconds, args.items)
+    else:
+        parser.error("give --golden, or --ckpt with --lrc")
+    reference, _, _ = run(model, sampler, problem, {"steps": args.reference_steps, "method": "midpoint"})
+    machine = machine_info()
+    print(f"# {title}; reference: midpoint {args.reference_steps} fp32; cfg {sampler.cfg_strength}; "
+          f"{args.items} noises")
+    print(f"# {machine.get('cpu')}, {args.threads} threads, load {machine.get('load_average_now')}")
+    print("| setting | NFE | rel. L2 error | vs upstream | seconds |")
+    print("|---|---|---|---|---|")
+    rows, base = [], None
+    for name, options in SETTINGS:
+        out, nfe, seconds = run(model, sampler, problem, options)
+        error = rel_l2(out, reference)
+        base = error if base is None else base
+        rows.append({"setting": name, "nfe": nfe, "error": error, "seconds": round(seconds, 2)})
+        print(f"| {name} | {nfe} | {error:.4f} | {error / base:.2f}x | {seconds:.1f} |")
+    for row in rows:
+        print(json.dumps(row))
+
+
+if __name__ == "__main__":
+    main()
