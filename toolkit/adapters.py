@@ -272,8 +272,8 @@ def write_adapter(adapter: Adapter, directory: str | Path) -> Path:
     directory = Path(directory)
     tensors = {}
     for module, (a, b) in sorted(adapter.weights.items()):
-        tensors[f"{KEY_PREFIX}{module}.lora_A.weight"] = a.detach().to("cpu").contiguous()
-        tensors[f"{KEY_PREFIX}{module}.lora_B.weight"] = b.detach().to("cpu").contiguous()
+        tensors[f"{KEY_PREFIX}{module}.lora_A.weight"] = a.detach().to("cpu").clone()
+        tensors[f"{KEY_PREFIX}{module}.lora_B.weight"] = b.detach().to("cpu").clone()
     metadata = {"format": "pt", METADATA_KEY: json.dumps(adapter.made_for, sort_keys=True)}
     atomic_write(directory / WEIGHTS_FILE, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
     atomic_write_text(directory / CONFIG_FILE, json.dumps(adapter.config, indent=2, sort_keys=True) + "\n")
@@ -311,10 +311,22 @@ def describe_model(config: Mapping[str, Any] | None) -> str:
     if isinstance(node, str):
         parts.append(f"backbone {node}")
     elif isinstance(node, Mapping):
-        sizes = ", ".join(f"{k} {v}" for k, v in node.items()
-                          if k != "type" and isinstance(v, (int, float)) and not isinstance(v, bool))
+        sizes = ", ".join(f"{k} {v}" for k, v in sorted(_scalars(node).items()))
         parts.append(f"backbone {node.get('type', '?')}" + (f" ({sizes})" if sizes else ""))
     return ", ".join(parts)
+
+
+def _scalars(node: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in node.items() if k != "type" and isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+def backbone_differences(made_for: Mapping[str, Any], config: Mapping[str, Any] | None) -> list[str]:
+    """'dim: 32 vs 48' for each number set in both backbone nodes (adapter vs model) that differs."""
+    mine, theirs = made_for.get("backbone"), (config or {}).get("backbone")
+    if not (isinstance(mine, Mapping) and isinstance(theirs, Mapping)):
+        return []
+    a, b = _scalars(mine), _scalars(theirs)
+    return [f"{k}: {a[k]} vs {b[k]}" for k in sorted(set(a) & set(b)) if a[k] != b[k]]
 
 
 def _node_type(node: Any) -> str | None:
@@ -452,6 +464,9 @@ def apply_adapters(model: nn.Module, specs: Iterable[str | Mapping | AdapterSpec
         made_for = check_made_for(adapter, config)
         problems = [_listing("made for another model", made_for)] if made_for else []
         problems += adapter_mismatch(model, adapter)
+        if problems and backbone_differences(adapter.made_for, config):
+            problems.append(_listing("backbone settings that differ (adapter vs model)",
+                                     backbone_differences(adapter.made_for, config)))
         if problems:
             made, this = describe_model(adapter.made_for), describe_model(config)
             header = f"adapter {spec.path} does not fit this model"
