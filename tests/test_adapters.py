@@ -10,8 +10,8 @@ import math
 import pytest
 import torch
 from peft.tuners.tuners_utils import BaseTunerLayer
-
 from test_trainer_recipe import TINY
+
 from toolkit import adapters as ad
 from toolkit.bin import train as train_cli
 from toolkit.models.diffrhythm.request import SongRequest
@@ -46,8 +46,8 @@ def dit_output(recipe) -> torch.Tensor:
     frames, dim = 20, recipe.codec.latent_dim
     x, cond = torch.randn(2, frames, dim, generator=g), torch.randn(2, frames, dim, generator=g)
     lyrics = torch.randint(1, 50, (2, frames), generator=g)
-    conditions = {"lyrics": recipe.lyrics(lyrics), "style": recipe.style(recipe.style.prepare("folk")[None].expand(2, -1)),
-                  "start_time": torch.zeros(2)}
+    style = recipe.style(recipe.style.prepare("folk")[None].expand(2, -1))
+    conditions = {"lyrics": recipe.lyrics(lyrics), "style": style, "start_time": torch.zeros(2)}
     with torch.no_grad():
         return recipe.transformer(x, cond, conditions, torch.tensor([0.3, 0.7]))
 

@@ -8,8 +8,8 @@ import shutil
 import pytest
 import torch
 from peft.tuners.tuners_utils import BaseTunerLayer
+from test_trainer_toy import REPO, ToyFrames, ToyRecipe, build_recipe, write_config
 
-from test_trainer_toy import ToyFrames, ToyRecipe, build_recipe, write_config
 from toolkit.adapters import apply_adapters
 from toolkit.bin import train as train_cli
 from toolkit.config import load_config
@@ -166,3 +166,24 @@ def test_lora_checkpoint_into_a_plain_model_hints_at_export(tmp_path):
         strict_load(ToyRecipe(), adapted.state_dict())
     with pytest.raises(ValueError, match="match no linear layer"):
         apply_lora(ToyRecipe(), 2, None, ["nope_proj"])
+
+
+def test_released_lora_config_fits_the_released_dit():
+    from toolkit.config import to_plain
+    from toolkit.models.diffrhythm.checkpoints import build_released_backbone
+    from toolkit.registry import BACKBONES
+    from toolkit.training.config import TrainConfig
+    from toolkit.training.lora import resolve_targets
+
+    cfg = to_plain(load_config(REPO / "egs/diffrhythm/conf/finetune_lora_released.yaml"))
+    with torch.device("meta"):
+        dit = BACKBONES.build(cfg["backbone"], latent_dim=cfg["codec"]["latent_dim"], max_frames=cfg["max_frames"])
+    released = build_released_backbone("base", device="meta")
+    assert {k: v.shape for k, v in dit.state_dict().items()} == {k: v.shape for k, v in released.state_dict().items()}
+    holder = torch.nn.Module()
+    holder.transformer = dit
+    lora = TrainConfig.from_config(cfg["train"]).lora
+    names = resolve_targets(holder, lora.targets)
+    assert len(names) == 16 * 7  # attention and MLP projections of every block
+    layers = [holder.get_submodule(n) for n in names]
+    assert sum(lora.rank * (m.in_features + m.out_features) for m in layers) == 12_058_624  # as the config says

@@ -453,6 +453,9 @@ def apply_adapters(model: nn.Module, specs: Iterable[str | Mapping | AdapterSpec
             raise AdapterError(f"adapter {spec.path} is given twice ({seen[key]} and {spec}): give it once, with the "
                                "sum of the scales")
         seen[key] = spec
+    if not parsed:  # nothing to apply: no need to import peft
+        remove_adapters(model)
+        return []
     adapters = [read_adapter(spec.path) for spec in parsed]
     if _lora_layers(model) and not applied_adapters(model):
         raise AdapterError("the model already holds LoRA layers (a LoRA training run's?): apply adapters to the plain "
@@ -460,7 +463,7 @@ def apply_adapters(model: nn.Module, specs: Iterable[str | Mapping | AdapterSpec
     config = getattr(model, "config", None)
     config = config if isinstance(config, Mapping) else None
     errors = []
-    for spec, adapter in zip(parsed, adapters):
+    for spec, adapter in zip(parsed, adapters, strict=True):
         made_for = check_made_for(adapter, config)
         problems = [_listing("made for another model", made_for)] if made_for else []
         problems += adapter_mismatch(model, adapter)
@@ -480,14 +483,13 @@ def apply_adapters(model: nn.Module, specs: Iterable[str | Mapping | AdapterSpec
     grad = {p: p.requires_grad for p in model.parameters()}
     applied = []
     try:
-        for i, (spec, adapter) in enumerate(zip(parsed, adapters)):
+        for i, (spec, adapter) in enumerate(zip(parsed, adapters, strict=True)):
             name = f"adapter{i}"
             inject(model, adapter.modules, int(adapter.config.get("r", 8)), adapter.config.get("lora_alpha", 8),
                    name, config=adapter.config)
             _load_weights(model, adapter, name)
             applied.append(AppliedAdapter(name, spec, adapter, _base_warnings(adapter, base_sha256)))
-        if applied:
-            _activate(model, applied)
+        _activate(model, applied)
     except BaseException:
         _unwrap(model)
         raise
