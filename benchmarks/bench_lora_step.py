@@ -106,6 +106,31 @@ def inputs(model: nn.Module, frames: int, seed: int = 0):
     return x1, conditions, torch.tensor([frames])
 
 
+class SavedBytes:
+    """Bytes autograd keeps for the backward pass, counted once per storage, parameters excluded: the step's
+    activation memory, exact and linear in the frames (unlike peak RSS, which the allocator blurs)."""
+
+    def __init__(self, model: nn.Module):
+        self.params = {p.untyped_storage().data_ptr() for p in model.parameters()}
+        self.seen: set[int] = set()
+        self.total = 0
+
+    def pack(self, tensor: torch.Tensor) -> torch.Tensor:
+        storage = tensor.untyped_storage()
+        ptr = storage.data_ptr()
+        if ptr not in self.params and ptr not in self.seen:
+            self.seen.add(ptr)
+            self.total += storage.nbytes()
+        return tensor
+
+    def counting(self, enabled: bool):
+        import contextlib
+
+        if not enabled:
+            return contextlib.nullcontext()
+        return torch.autograd.graph.saved_tensors_hooks(self.pack, lambda tensor: tensor)
+
+
 def worker(config: str, overrides: list[str], impl: str, dtype: str, frames: int, steps: int) -> dict:
     from ema_pytorch import EMA
 
@@ -126,10 +151,11 @@ def worker(config: str, overrides: list[str], impl: str, dtype: str, frames: int
     built_rss = peak_rss_mb()
     x1, conditions, lens = inputs(model, frames)
     times, losses = [], []
+    saved = SavedBytes(model)
     reset_peak()
     for step in range(steps):
         start = time.perf_counter()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == "bf16"):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == "bf16"), saved.counting(step == 0):
             loss = objective(model.transformer, x1, conditions, lens, step=step)["loss"]
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -141,7 +167,7 @@ def worker(config: str, overrides: list[str], impl: str, dtype: str, frames: int
     return {"impl": impl, "dtype": dtype, "frames": frames, "rank": lora.rank,
             "trainable": sum(p.numel() for p in params), "total": sum(p.numel() for p in model.parameters()),
             "built_s": built_s, "built_rss_mib": built_rss, "step_s": times, "loss": losses,
-            "peak_rss_mib": peak_rss_mb()}
+            "peak_rss_mib": peak_rss_mb(), "saved_mib": saved.total / 2**20}
 
 
 def exact(config: str, overrides: list[str], frames: int) -> dict:
@@ -242,14 +268,15 @@ def main() -> None:
             rows.append(row)
             print(f"{impl} {dtype}: steps {', '.join(f'{s:.1f}' for s in row['step_s'])} s, peak RSS "
                   f"{row['peak_rss_mib'] / 1024:.2f} GiB (after build {row['built_rss_mib'] / 1024:.2f} GiB), "
+                  f"saved for backward {row['saved_mib'] / 1024:.2f} GiB, "
                   f"load average now {' '.join(map(str, load_average() or []))}", flush=True)
     if rows:
         print(f"\n{rows[0]['trainable']:,} adapter parameters of {rows[0]['total']:,} (rank {rows[0]['rank']})")
-        print("| impl | dtype | frames | step s (each) | RSS after build GiB | peak RSS GiB |")
-        print("|---|---|---|---|---|---|")
+        print("| impl | dtype | frames | step s (each) | RSS after build GiB | peak RSS GiB | saved for backward GiB |")
+        print("|---|---|---|---|---|---|---|")
         for r in rows:
             print(f"| {r['impl']} | {r['dtype']} | {r['frames']} | {', '.join(f'{s:.1f}' for s in r['step_s'])} | "
-                  f"{r['built_rss_mib'] / 1024:.2f} | {r['peak_rss_mib'] / 1024:.2f} |")
+                  f"{r['built_rss_mib'] / 1024:.2f} | {r['peak_rss_mib'] / 1024:.2f} | {r['saved_mib'] / 1024:.2f} |")
 
 
 if __name__ == "__main__":

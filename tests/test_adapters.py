@@ -260,6 +260,8 @@ def test_bad_specs_and_folders_give_clear_errors(tmp_path):
 
     with pytest.raises(ad.AdapterError, match="adapter folder .*nowhere does not exist"):
         ad.apply_adapters(recipe, [str(tmp_path / "nowhere")])
+    with pytest.raises(ad.AdapterError, match="huggingface-cli download someone/their-lora --local-dir DIR"):
+        ad.read_adapter("someone/their-lora")
     (tmp_path / "file.pt").write_bytes(b"")
     with pytest.raises(ad.AdapterError, match="is a file; an adapter is a folder holding adapter_config.json"):
         ad.read_adapter(tmp_path / "file.pt")

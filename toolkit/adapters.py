@@ -171,7 +171,11 @@ def read_adapter(path: str | Path) -> Adapter:
 
     path = Path(path)
     if not path.exists():
-        raise AdapterError(f"adapter folder {path} does not exist")
+        hint = ""
+        if not path.is_absolute() and len(path.parts) == 2:  # looks like a Hub id: nothing downloads at run time
+            hint = (f"; if {path} is a Hugging Face repository, download it first: "
+                    f"huggingface-cli download {path} --local-dir DIR, then give DIR")
+        raise AdapterError(f"adapter folder {path} does not exist{hint}")
     if not path.is_dir():
         raise AdapterError(f"{path} is a file; an adapter is a folder holding {CONFIG_FILE} and {WEIGHTS_FILE} (a LoRA "
                            "run writes one to EXP/adapter; `toolkit-train export-adapter` makes one from a checkpoint)")
