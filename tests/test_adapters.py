@@ -17,6 +17,7 @@ from toolkit.bin import train as train_cli
 from toolkit.models.diffrhythm.request import SongRequest
 from toolkit.models.factory import build_recipe
 from toolkit.training.checkpoint import load_checkpoint
+from toolkit.training.lora import checkpoint_adapter
 from toolkit.training.weights import init_from
 
 MODEL = {k: v for k, v in TINY.items() if k not in ("data", "train")}
@@ -117,8 +118,15 @@ def test_trained_lora_generates_unmerged_as_its_merged_export(tmp_path):
     assert adapter.made_for["recipe"] == "diffrhythm" and adapter.made_for["step"] == 3
     assert adapter.made_for["weights"] == "ema" and adapter.made_for["base_weights"]["file"].endswith("last.pt")
     record = ad.describe(applied)[0]
+    assert record["path"] == str(adapter_dir.resolve()) and record["name"] == "adapter"
     assert record["scale"] == 1.0 and record["rank"] == 4 and record["alpha"] == 8 and record["modules"] == 7
     assert record["sha256"] == ad._sha256_files([adapter_dir / ad.CONFIG_FILE, adapter_dir / ad.WEIGHTS_FILE])
+
+    # a LoRA run's checkpoint carries the same adapter: applied from memory, it gives the same song
+    lora_ckpt = lora_exp / "checkpoints" / "last.pt"
+    from_checkpoint = ad.AdapterSpec(lora_ckpt, 1.0, adapter=checkpoint_adapter(load_checkpoint(lora_ckpt)))
+    ad.apply_adapters(recipe, [from_checkpoint])
+    assert torch.equal(latents(recipe), with_adapter)
 
     # removing it gives the base model back, bit for bit
     assert ad.remove_adapters(recipe) == 1

@@ -61,10 +61,15 @@ class AdapterMismatchError(AdapterError):
 
 @dataclass(frozen=True)
 class AdapterSpec:
-    """An adapter folder and the factor its contribution is multiplied by."""
+    """An adapter folder and the factor its contribution is multiplied by.
+
+    `adapter`, when given, is used instead of reading `path` (an adapter already in memory, e.g. the one of a
+    LoRA run's checkpoint: toolkit.training.lora.checkpoint_adapter); `path` then names where it came from.
+    """
 
     path: Path
     scale: float = 1.0
+    adapter: Adapter | None = field(default=None, compare=False, repr=False)
 
     def __str__(self) -> str:
         return f"{self.path}:{self.scale:g}"
@@ -460,7 +465,7 @@ def apply_adapters(model: nn.Module, specs: Iterable[str | Mapping | AdapterSpec
     if not parsed:  # nothing to apply: no need to import peft
         remove_adapters(model)
         return []
-    adapters = [read_adapter(spec.path) for spec in parsed]
+    adapters = [spec.adapter or read_adapter(spec.path) for spec in parsed]
     if _lora_layers(model) and not applied_adapters(model):
         raise AdapterError("the model already holds LoRA layers (a LoRA training run's?): apply adapters to the plain "
                            "base model, or export the run's adapter with `toolkit-train export-adapter`")
@@ -571,8 +576,8 @@ def describe(applied: Iterable[AppliedAdapter]) -> list[dict[str, Any]]:
         ranks = sorted({adapter.rank(m) for m in adapter.weights})
         made = adapter.made_for
         records.append({
-            "path": str(item.spec.path.resolve()) if adapter.path is not None else None,
-            "name": adapter.name,
+            "path": str(item.spec.path.resolve()),
+            "name": item.spec.path.name,
             "scale": item.spec.scale,
             "sha256": adapter.sha256,
             "rank": ranks[0] if len(ranks) == 1 else ranks,
