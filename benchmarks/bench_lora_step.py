@@ -14,8 +14,8 @@ memory; `--exact` compares the two implementations' loss and adapter gradients o
 docs/training.md).
 
     .venv/bin/python benchmarks/bench_lora_step.py --frames 2048 --dtypes fp32 bf16
-    .venv/bin/python benchmarks/bench_lora_step.py --frames 512 --impl peft plain backbone.depth=4
-    .venv/bin/python benchmarks/bench_lora_step.py --exact --frames 256 backbone.depth=2
+    .venv/bin/python benchmarks/bench_lora_step.py backbone.depth=4 --frames 512 --impl peft plain
+    .venv/bin/python benchmarks/bench_lora_step.py backbone.depth=2 --exact --frames 256
     .venv/bin/python benchmarks/bench_lora_step.py --micro 40 --frames 1024
 
 The machine is usually shared: times are upper bounds; the machine line says what else was running.
@@ -234,7 +234,8 @@ def main() -> None:
     parser.add_argument("--exact", action="store_true", help="compare peft's and the plain layer's loss and grads")
     parser.add_argument("--micro", type=int, default=0, metavar="N",
                         help="time N alternating forward+backward passes of one adapted layer, peft vs plain")
-    parser.add_argument("overrides", nargs="*", help="config overrides (key=value), e.g. backbone.depth=2")
+    parser.add_argument("overrides", nargs="*", help="config overrides (key=value), e.g. backbone.depth=2; put them "
+                        "before --dtypes / --impl, whose lists would take them")
     parser.add_argument("--worker", nargs=2, metavar=("IMPL", "DTYPE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.threads:
