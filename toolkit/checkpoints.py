@@ -30,8 +30,9 @@ class CheckpointError(ValueError):
     """A checkpoint file that cannot be used (unreadable, wrong format or version, no weights)."""
 
 
-def read_file(path: str | Path) -> Any:
-    """The raw contents of a checkpoint file (tensors stay memory-mapped where the format allows)."""
+def read_file(path: str | Path, mmap: bool = True) -> Any:
+    """The raw contents of a checkpoint file; with `mmap`, tensors stay memory-mapped where the format allows
+    (for reading weights; a resumed trainer, which updates its optimizer state in place, reads into memory)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
@@ -40,7 +41,7 @@ def read_file(path: str | Path) -> Any:
             from safetensors.torch import load_file
 
             return load_file(str(path), device="cpu")
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap and zipfile.is_zipfile(path))
     except Exception as err:  # a truncated file, another format, or pickled objects weights_only refuses
         raise CheckpointError(f"cannot read {path}: {err}") from err
 
@@ -61,9 +62,11 @@ def check_ours(raw: Any, path: str | Path) -> dict[str, Any]:
     return raw
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """One of our trainer checkpoints, memory-mapped (optimizer and EMA state are read only when used)."""
-    return check_ours(read_file(path), path)
+def load_checkpoint(path: str | Path, mmap: bool = False) -> dict[str, Any]:
+    """One of our trainer checkpoints, read into memory. `mmap=True` maps it instead (pages read when used),
+    which is only safe while nobody rewrites the file in place (the trainer replaces files atomically, but a
+    copy over a hard-linked last.pt would change a mapped payload under its reader)."""
+    return check_ours(read_file(path, mmap), path)
 
 
 def strip_ema(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -107,9 +110,10 @@ def select_weights(raw: Any, use_ema: bool | None, source: str | Path, prefer_em
     return strip_ema(raw) if is_ema else dict(raw)
 
 
-def read_weights(path: str | Path, use_ema: bool | None = None, prefer_ema: bool = False) -> dict[str, Any]:
+def read_weights(path: str | Path, use_ema: bool | None = None, prefer_ema: bool = False,
+                 mmap: bool = True) -> dict[str, Any]:
     """`select_weights` of a file; our checkpoints of another format version are refused."""
-    raw = read_file(path)
+    raw = read_file(path, mmap)
     if isinstance(raw, Mapping) and "format_version" in raw:
         check_ours(raw, path)
     return select_weights(raw, use_ema, path, prefer_ema)

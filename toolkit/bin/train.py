@@ -1,8 +1,9 @@
-"""Train a recipe, or merge a LoRA checkpoint into plain weights.
+"""Train a recipe; merge a LoRA checkpoint into plain weights, or write its adapter as a peft folder.
 
   python -m toolkit.bin.train --config CONF --exp EXP --features FEATURES_DIR [key=value ...]
   accelerate launch --multi_gpu --num_processes N -m toolkit.bin.train --config ... (several processes)
   python -m toolkit.bin.train export-lora --checkpoint EXP/checkpoints/last.pt --out merged.pt [--no-ema]
+  python -m toolkit.bin.train export-adapter --checkpoint EXP/checkpoints/step_00000400.pt --out DIR [--no-ema]
 
 Training resumes from EXP/checkpoints/last.pt when it exists. See docs/training.md.
 """
@@ -93,7 +94,7 @@ def run_training(config: str, exp: str, features: str | None, overrides: list[st
 
 
 def export_lora(checkpoint: str, out: str, use_ema: bool = True) -> Path:
-    """Merge the LoRA adapters of a trainer checkpoint into plain weights.
+    """Merge the LoRA adapter of a trainer checkpoint into plain weights.
 
     Writes {"format_version", "model_state_dict", "config" (train.lora removed), "toolkit_version"}: it loads
     with train.init_from into the recipe built without LoRA.
@@ -101,25 +102,58 @@ def export_lora(checkpoint: str, out: str, use_ema: bool = True) -> Path:
     import copy
 
     from toolkit import __version__
+    from toolkit.adapters import merge_into_state
     from toolkit.io import atomic_torch_save
-    from toolkit.checkpoints import FORMAT_VERSION, load_checkpoint, read_weights
-    from toolkit.training.lora import has_lora, merge_lora_state_dict
+    from toolkit.checkpoints import FORMAT_VERSION, load_checkpoint
+    from toolkit.training.lora import split_lora_state
 
     ckpt = load_checkpoint(checkpoint)
-    state = read_weights(checkpoint, prefer_ema=use_ema)
-    if not has_lora(state):
-        raise UsageError(f"{checkpoint} has no LoRA adapters (train.lora.rank was 0): its weights are plain already")
-    merged = merge_lora_state_dict(state)
+    ema = use_ema and "ema_model_state_dict" in ckpt
+    adapter, state = _checkpoint_adapter(ckpt, checkpoint, ema)
+    base, _ = split_lora_state(state)
+    merged = merge_into_state(base, [(adapter, 1.0)])
     config = copy.deepcopy(ckpt.get("config", {}))
     config.get("train", {}).pop("lora", None)
     config.get("train", {}).pop("init_from", None)
     payload = {"format_version": FORMAT_VERSION, "model_state_dict": {k: v.detach().clone() for k, v in merged.items()},
                "config": config, "step": ckpt.get("step"), "toolkit_version": __version__}
     path = atomic_torch_save(payload, out)
-    n = sum(1 for k in state if k.endswith(".lora_A"))
-    print(f"merged {n} LoRA layers ({'EMA' if use_ema and 'ema_model_state_dict' in ckpt else 'online'} weights) "
-          f"into {path}")
+    print(f"merged {len(adapter.weights)} LoRA layers ({'EMA' if ema else 'online'} weights) into {path}")
     return path
+
+
+def export_adapter(checkpoint: str, out: str, use_ema: bool = True) -> Path:
+    """Write the LoRA adapter of a trainer checkpoint as a peft folder (adapter_config.json +
+    adapter_model.safetensors), to apply unmerged on top of the base model or to share."""
+    from toolkit.adapters import write_adapter
+    from toolkit.checkpoints import load_checkpoint
+
+    ckpt = load_checkpoint(checkpoint)
+    ema = use_ema and "ema_model_state_dict" in ckpt
+    adapter, _ = _checkpoint_adapter(ckpt, checkpoint, ema)
+    path = write_adapter(adapter, out)
+    print(f"wrote the adapter of {len(adapter.weights)} LoRA layers ({'EMA' if ema else 'online'} weights, "
+          f"step {ckpt.get('step')}) to {path}")
+    return path
+
+
+def _checkpoint_adapter(ckpt: dict, checkpoint: str, ema: bool):
+    """(the checkpoint's adapter, the state dict it came from); a usage error for a checkpoint without LoRA."""
+    from toolkit.checkpoints import strip_ema
+    from toolkit.training.lora import checkpoint_adapter, has_lora
+
+    state = strip_ema(ckpt["ema_model_state_dict"]) if ema else dict(ckpt["model_state_dict"])
+    if not has_lora(state):
+        raise UsageError(f"{checkpoint} has no LoRA adapters (train.lora.rank was 0): its weights are plain already")
+    return checkpoint_adapter(ckpt, use_ema=ema), state
+
+
+EXPORTS = {
+    "export-lora": (export_lora, "merge a LoRA run's adapter into a plain checkpoint",
+                    "the merged checkpoint to write"),
+    "export-adapter": (export_adapter, "write a LoRA run's adapter as a peft folder (adapter_config.json + "
+                       "adapter_model.safetensors)", "the adapter folder to write"),
+}
 
 
 def main(argv: list[str] | None = None, *, build_recipe: Callable | None = None) -> int:
@@ -130,14 +164,14 @@ def main(argv: list[str] | None = None, *, build_recipe: Callable | None = None)
 
 @friendly_errors("toolkit-train")
 def _main(argv: list[str], build_recipe: Callable | None) -> int:
-    if argv and argv[0] == "export-lora":
-        parser = argparse.ArgumentParser(prog="toolkit-train export-lora",
-                                         description="merge LoRA adapters into a plain checkpoint")
+    if argv and argv[0] in EXPORTS:
+        export, description, out_help = EXPORTS[argv[0]]
+        parser = argparse.ArgumentParser(prog=f"toolkit-train {argv[0]}", description=description)
         parser.add_argument("--checkpoint", required=True, help="a trainer checkpoint (e.g. EXP/checkpoints/last.pt)")
-        parser.add_argument("--out", required=True, help="where to write the merged checkpoint")
-        parser.add_argument("--no-ema", action="store_true", help="merge the online weights, not the EMA weights")
+        parser.add_argument("--out", required=True, help=out_help)
+        parser.add_argument("--no-ema", action="store_true", help="take the online weights, not the EMA weights")
         args = parser.parse_args(argv[1:])
-        export_lora(args.checkpoint, args.out, use_ema=not args.no_ema)
+        export(args.checkpoint, args.out, use_ema=not args.no_ema)
         return 0
     parser = argparse.ArgumentParser(prog="toolkit-train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)

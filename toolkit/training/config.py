@@ -23,8 +23,9 @@ class EMAConfig:
 @dataclass
 class LoRAConfig:
     rank: int = 0                   # 0 = no LoRA (full fine-tuning)
-    alpha: float | None = None      # None -> rank (scale 1)
+    alpha: float | None = None      # None -> rank (scale alpha / rank = 1)
     targets: list = field(default_factory=lambda: list(DEFAULT_TARGETS))
+    dropout: float = 0.0            # peft's lora_dropout on the adapters' input (training only)
 
 
 @dataclass
@@ -104,6 +105,11 @@ def _validate(cfg: TrainConfig) -> None:
     if overlap:
         raise ConfigError(f"{overlap} cannot be in both train.valid_drop (compared) and train.valid_drop_always "
                           "(dropped in both losses)")
+    if cfg.lora.rank < 0 or not 0.0 <= cfg.lora.dropout < 1.0:
+        raise ConfigError(f"train.lora needs rank >= 0 (0 = no LoRA) and 0 <= dropout < 1, got rank {cfg.lora.rank}, "
+                          f"dropout {cfg.lora.dropout}")
+    if cfg.lora.alpha is not None and cfg.lora.alpha <= 0:
+        raise ConfigError(f"train.lora.alpha must be positive (or null for alpha = rank), got {cfg.lora.alpha}")
     if cfg.batch_size % cfg.grad_accum:
         raise ConfigError(f"train.batch_size ({cfg.batch_size}) must be divisible by train.grad_accum "
                           f"({cfg.grad_accum})")

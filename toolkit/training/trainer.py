@@ -28,7 +28,7 @@ from ..checkpoints import FORMAT_VERSION, load_checkpoint
 from ..protocols import StepContext
 from .checkpoint import CheckpointManager
 from .config import TrainConfig
-from .lora import apply_lora
+from .lora import ADAPTER_DIR, apply_lora, ema_copy, frozen_parameter_names, write_checkpoint_adapter
 from .rng import capture_rng_state, keyed_generator, restore_rng_state
 from .weights import init_from, strict_load
 
@@ -175,7 +175,9 @@ class Trainer:
         # The EMA weights are what generation loads, so they are the ones validated when the trainer keeps them.
         recipe = self.ema.ema_model if self.ema is not None else self.recipe
         self.valid_weights = "ema" if self.ema is not None else "online"
-        was_training = recipe.training
+        # modes of both, restored after: the EMA copy may share modules with the online model (a LoRA run's
+        # frozen base), and switching one to eval would switch the other's shared modules too
+        modes = [(m, m.training) for m in {id(recipe): recipe, id(self.recipe): self.recipe}.values()]
         recipe.eval()
         groups = list(self.train.valid_drop)
         always = {g: True for g in self.train.valid_drop_always}
@@ -197,7 +199,8 @@ class Trainer:
                         total += result["loss"].detach().double().cpu()
                 out[name] = float(self._reduce(total, "sum")) / len(times)
         finally:
-            recipe.train(was_training)
+            for module, training in modes:
+                module.train(training)
         return out
 
     # ----------------------------------------------------------------- checkpoints
@@ -230,6 +233,8 @@ class Trainer:
                 payload["scaler_state_dict"] = scaler.state_dict()
             path = self.checkpoints.save(payload)
             self.log(f"step {step}: saved {path}")
+            if self.train.lora.rank > 0:  # the adapter as a peft folder, to share or apply with --lora
+                write_checkpoint_adapter(payload, self.exp_dir / ADAPTER_DIR)
         self.accelerator.wait_for_everyone()
 
     def _resume(self, ckpt: dict) -> int:
@@ -275,7 +280,7 @@ class Trainer:
             init_from(self.recipe, t.init_from, use_ema=t.init_use_ema)
             self.log(f"initialised weights from {t.init_from}")
         if t.lora.rank > 0:
-            names = apply_lora(self.recipe, t.lora.rank, t.lora.alpha, t.lora.targets)
+            names = apply_lora(self.recipe, t.lora.rank, t.lora.alpha, t.lora.targets, t.lora.dropout)
             self.log(f"LoRA rank {t.lora.rank} on {len(names)} linear layers")
         if resume is not None:
             strict_load(self.recipe, resume["model_state_dict"], source=str(self.checkpoints.last))
@@ -293,9 +298,11 @@ class Trainer:
         if t.ema.enabled:  # on every process (identical there): each validates its share on the EMA weights
             from ema_pytorch import EMA
 
-            self.ema = EMA(self.recipe, beta=t.ema.beta, update_after_step=t.ema.update_after_step,
-                           update_every=t.ema.update_every, power=t.ema.power, inv_gamma=t.ema.inv_gamma,
-                           include_online_model=False)
+            # the EMA copy shares what does not train (a LoRA run's base model, the codec) and skips it
+            self.ema = EMA(self.recipe, ema_model=ema_copy(self.recipe),
+                           ignore_names=frozen_parameter_names(self.recipe), beta=t.ema.beta,
+                           update_after_step=t.ema.update_after_step, update_every=t.ema.update_every,
+                           power=t.ema.power, inv_gamma=t.ema.inv_gamma, include_online_model=False)
         train_idx, valid_items = self._split_items()
         self.plan = BatchPlan(self.dataset.lengths, t.batch_size, t.seed, indices=train_idx,
                               bucket_batches=t.bucket_batches)
