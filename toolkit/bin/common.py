@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 from toolkit.audio import AudioError
 from toolkit.config import ConfigError

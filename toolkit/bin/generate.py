@@ -44,6 +44,12 @@ def base_parser(add_help: bool) -> argparse.ArgumentParser:
     model.add_argument("--ckpt", metavar="FILE", help="a toolkit checkpoint (it carries its config)")
     model.add_argument("--ema", choices=("auto", "yes", "no"), default="auto",
                        help="--ckpt: use the EMA weights (auto: when the checkpoint has them)")
+    model.add_argument("--lora", action="append", default=[], metavar="DIR[:SCALE]",
+                       help="a LoRA adapter folder (peft's adapter_config.json + adapter_model.safetensors; a LoRA "
+                            "run writes EXP/adapter) applied on top of the model without merging; SCALE multiplies "
+                            "its contribution (default 1, 0 = off, negative subtracts). Repeat for several: an "
+                            "adapted layer adds sum_i SCALE_i alpha_i/r_i B_i A_i x. Request files: \"lora\": "
+                            "[\"DIR:0.8\"] replaces these for that line")
     run = p.add_argument_group("running and output")
     run.add_argument("--requests", metavar="FILE.jsonl", help="batch mode: one JSON request per line; --out is "
                      "then a folder; other options become defaults of every line")
@@ -105,24 +111,24 @@ def make_jobs(args: argparse.Namespace, recipe_cls: type, single_file: bool) -> 
         request = request_from_args(args, request_type).check()  # what needs no model or files first
         title = getattr(request, "title", None)
         name = Path(args.out).stem if single_file else slug(title) if title else recipe_cls.output_name
-        return [Job(name, request)]
+        return [Job(name, request, lora=list(args.lora))]
     if single_file:
         raise UsageError("with --requests, --out names a folder (one file per request), not a file")
     defaults = cli_defaults(args, request_type)
     seed = defaults.pop("seed", None)
-    return jobs_from_file(args.requests, request_type, defaults, seed)
+    return jobs_from_file(args.requests, request_type, defaults, seed, lora=list(args.lora))
 
 
 def check_jobs(jobs: list, validator, settings, batch_mode: bool) -> list:
-    from toolkit.generation.runner import output_paths
-
     from toolkit.bin import common
+    from toolkit.generation.runner import check_adapters, output_paths
 
     taken: set[Path] = set()
     for job in jobs:
         if job.error is None:
             try:
                 job.checked = validator.check(job.request)
+                check_adapters(job)
                 for path in output_paths(job, settings):
                     if path in taken:
                         raise UsageError(f"two requests would both write {path}: give them different ids")

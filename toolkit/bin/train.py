@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from toolkit.bin.common import UsageError, friendly_errors, register_user_error
 
@@ -29,7 +30,8 @@ def default_build_recipe(cfg):
     try:
         from toolkit.models.factory import build_recipe
     except ImportError as err:
-        raise UsageError(f"cannot build the recipe: toolkit.models.factory.build_recipe is not available ({err})")
+        raise UsageError(f"cannot build the recipe: toolkit.models.factory.build_recipe is not available ({err})") \
+            from err
     return build_recipe(cfg)
 
 
@@ -103,8 +105,8 @@ def export_lora(checkpoint: str, out: str, use_ema: bool = True) -> Path:
 
     from toolkit import __version__
     from toolkit.adapters import merge_into_state
-    from toolkit.io import atomic_torch_save
     from toolkit.checkpoints import FORMAT_VERSION, load_checkpoint
+    from toolkit.io import atomic_torch_save
     from toolkit.training.lora import split_lora_state
 
     ckpt = load_checkpoint(checkpoint)

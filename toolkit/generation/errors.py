@@ -5,6 +5,7 @@ from __future__ import annotations
 
 
 def user_errors() -> tuple[type[BaseException], ...]:
+    from ..adapters import AdapterError
     from ..audio import AudioError
     from ..checkpoints import CheckpointError
     from ..conditioners.g2p.languages import UnsupportedLanguageError
@@ -18,6 +19,6 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from ..registry import RegistryError
     from ..weights import WeightsMismatchError
 
-    return (RequestError, AudioError, CheckpointError, UnsupportedLanguageError, TimeConditionError, StyleError,
-            ConditionConfigError, ConfigError, LrcError, MissingDependencyError, RegistryError, WeightsMismatchError,
-            FileNotFoundError)
+    return (AdapterError, RequestError, AudioError, CheckpointError, UnsupportedLanguageError, TimeConditionError,
+            StyleError, ConditionConfigError, ConfigError, LrcError, MissingDependencyError, RegistryError,
+            WeightsMismatchError, FileNotFoundError)

@@ -12,8 +12,9 @@ beside `song.wav` (which stays on the user's machine) records the full request.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 

@@ -27,6 +27,9 @@ class Job:
     checked: Any = None          # toolkit.models.requests.Checked
     error: str | None = None
     paths: list[Path] = field(default_factory=list)
+    lora: list[Any] = field(default_factory=list)   # adapter specs ("DIR[:SCALE]" / {"path", "scale"})
+    base: Path | None = None     # the folder relative adapter paths start from
+    adapters: list[Any] = field(default_factory=list)  # (spec, adapter) read when the job is checked
 
 
 def slug(text: str) -> str:
@@ -174,9 +177,11 @@ def request_from_line(data: Mapping[str, Any], request_type: type, base: Path, d
     return from_mapping(request_type, data)
 
 
-def jobs_from_file(path: str | Path, request_type: type, defaults: Mapping[str, Any], seed: int | None) -> list[Job]:
+def jobs_from_file(path: str | Path, request_type: type, defaults: Mapping[str, Any], seed: int | None,
+                   lora: list[Any] | None = None) -> list[Job]:
     """One Job per non-blank line; a line that cannot become a request is a Job with its error set. Line i
-    without a seed gets `seed + i` (or a fresh seed)."""
+    without a seed gets `seed + i` (or a fresh seed). A line's "lora" list (adapter specs, paths relative to
+    the file) replaces the command line's `lora`; [] means none."""
     file = Path(path)
     text = read_text(file, "requests")
     jobs: list[Job] = []
@@ -189,8 +194,13 @@ def jobs_from_file(path: str | Path, request_type: type, defaults: Mapping[str, 
             if not isinstance(data, dict):
                 raise RequestError("a request line must be a JSON object")
             name = slug(str(next((data.pop(k) for k in NAME_KEYS if k in data), data.get("title") or name)))
+            adapters = data.pop("lora", None)
+            if adapters is not None and not isinstance(adapters, list):
+                raise RequestError('"lora" must be a list of adapter folders ("DIR[:SCALE]" or {"path", "scale"})')
             request = request_from_line(data, request_type, file.parent, defaults)
-            jobs.append(Job(name, with_seed(request, None if seed is None else seed + len(jobs)), origin))
+            jobs.append(Job(name, with_seed(request, None if seed is None else seed + len(jobs)), origin,
+                            lora=list(lora or []) if adapters is None else adapters,
+                            base=file.parent if adapters is not None else None))
         except (ValueError, TypeError) as err:
             message = f"not valid JSON ({err})" if isinstance(err, json.JSONDecodeError) else str(err)
             jobs.append(Job(name, None, origin, error=message))

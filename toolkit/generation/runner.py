@@ -12,7 +12,7 @@ import json
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -52,10 +52,38 @@ def request_record(job: Job) -> dict:
     return {"id": job.name, **to_record(job.request)}
 
 
+def check_adapters(job: Job) -> None:
+    """Read the job's adapter folders now (no model needed), so a missing or broken one is a job error."""
+    from ..adapters import parse_spec, read_adapter
+
+    specs = [parse_spec(s, job.base) for s in job.lora]
+    job.adapters = [(spec, spec.adapter or read_adapter(spec.path)) for spec in specs]
+
+
+def adapter_record(job: Job) -> list[dict]:
+    """What identifies the job's adapters: name, content hash, scale (for --skip-existing and the tags)."""
+    return [{"name": spec.path.name, "sha256": adapter.sha256, "scale": spec.scale} for spec, adapter in job.adapters]
+
+
+def use_adapters(recipe: Any, job: Job, model: dict) -> list[dict]:
+    """The job's adapters on the recipe (re-applied only when they change); -> their manifest records."""
+    from ..adapters import applied_adapters, apply_adapters, describe
+
+    wanted = [(spec.path.resolve(), spec.scale) for spec, _ in job.adapters]
+    current = applied_adapters(recipe)
+    if [(a.spec.path.resolve(), a.spec.scale) for a in current] != wanted:
+        specs = [replace(spec, adapter=adapter) for spec, adapter in job.adapters]
+        current = apply_adapters(recipe, specs, base_sha256=model["sha256"])
+        for item in current:
+            for warning in item.warnings:
+                print(f"toolkit-generate: warning: {job.origin} ({job.name}): {warning}", file=sys.stderr)
+    return describe(current)
+
+
 def already_generated(job: Job, paths: list[Path], model: dict, config: dict) -> bool:
     """Every output of `job` exists beside a manifest that records this request, model and config."""
     wanted = json.loads(json.dumps({"request": request_record(job), "checkpoint": model["sha256"],
-                                    "config": config}))
+                                    "config": config, "adapters": adapter_record(job)}))
     for path in paths:
         manifest_path = path.with_suffix(".json")
         if not (path.is_file() and manifest_path.is_file()):
@@ -65,7 +93,8 @@ def already_generated(job: Job, paths: list[Path], model: dict, config: dict) ->
         except ValueError:
             return False
         found = {"request": manifest.get("request"), "checkpoint": (manifest.get("checkpoint") or {}).get("sha256"),
-                 "config": manifest.get("config")}
+                 "config": manifest.get("config"),
+                 "adapters": [{k: a.get(k) for k in ("name", "sha256", "scale")} for a in manifest.get("adapters", [])]}
         if found != wanted:
             return False
     return True
@@ -100,6 +129,7 @@ def run_job(job: Job, recipe: Any, settings: RunSettings, model: dict, config: d
     from ..eval.memory import peak_rss_mb
 
     request = job.checked.request
+    adapters = use_adapters(recipe, job, model)
     bar = Progress(job.name, settings.quiet, progress)
     started = time.perf_counter()
     try:
@@ -127,11 +157,14 @@ def run_job(job: Job, recipe: Any, settings: RunSettings, model: dict, config: d
             "condition": result.info.get("condition", "full"), "steps": steps, "guidance": guidance,
             "level": result.info.get("level"), "toolkit_version": __version__, "device": str(settings.device),
             "dtype": settings.dtype_name, "dtype_reason": settings.dtype_reason, "sample_rate": result.sample_rate,
-            "frames": result.info.get("frames"), "weights": model.get("weights"),
+            "frames": result.info.get("frames"), "weights": model.get("weights"), "adapters": adapters,
         }
         tags = {**job.checked.tags, "SEED": str(item_seed), "STEPS": str(steps),
                 "GUIDANCE": "" if guidance is None else f"{guidance:g}", "CHECKPOINT_SHA256": model["sha256"],
                 "CONDITION": manifest["condition"]}
+        if adapters:  # names, content hashes and scales: never the folders they sit in
+            tags["ADAPTERS"] = "; ".join(f"{a['name']} (sha256:{(a['sha256'] or '')[:12]}) x {a['scale']:g}"
+                                         for a in adapters)
         title = getattr(request, "title", None) or job.name
         if len(paths) > 1:
             title = f"{title} ({i + 1}/{len(paths)})"
