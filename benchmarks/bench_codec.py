@@ -1,7 +1,7 @@
 """Speed and peak memory of the released-size Oobleck VAE: chunked decode (and encode), fp32 / bf16, fast / reference.
 
 Released-size Oobleck (156 M parameters, random weights with non-trivial Snake parameters), chunks of
-128 latent frames overlapping by 32 (DiffRhythm's scheme) unless told otherwise. Every configuration
+256 latent frames overlapping by 32 (the codec default) unless told otherwise. Every configuration
 runs in its own process, so each peak RSS is that configuration's own. Reported per run:
   * seconds per audio second (decode; encode with --encode-seconds);
   * achieved GFLOP/s counting every convolution of every chunk (the overlap included: it is computed),
@@ -113,7 +113,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, nargs="+", default=[30.0, 120.0], help="decode lengths")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--chunk-frames", type=int, nargs="+", default=[128])
+    parser.add_argument("--chunk-frames", type=int, nargs="+", default=[256])
     parser.add_argument("--overlap-frames", type=int, default=32)
     parser.add_argument("--paths", nargs="+", default=["fast"], choices=["fast", "reference"])
     parser.add_argument("--dtypes", nargs="+", default=["fp32"], choices=["fp32", "bf16"])

@@ -77,7 +77,7 @@ def main() -> None:
     parser.add_argument("--dtype", default="auto", help="auto | fp32 | bf16 for the DiT (and the codec)")
     parser.add_argument("--codec-dtype", default=None, help="the codec's format if it differs from --dtype")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--chunk-frames", type=int, default=128, help="VAE decode chunk (overlap 32)")
+    parser.add_argument("--chunk-frames", type=int, default=256, help="VAE decode chunk (overlap 32)")
     parser.add_argument("--depth", type=int, default=None, help="fewer DiT blocks than released (quick checks)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

@@ -116,9 +116,9 @@ def snake_factors(act: SnakeBeta) -> tuple[torch.Tensor, torch.Tensor]:
     return _cached(act, torch.float32, make)
 
 
-def snake(x: torch.Tensor, a: torch.Tensor, inv_b: torch.Tensor) -> torch.Tensor:
-    """x + inv_b * sin(a x)^2 in fp32 with one temporary (the reference makes five tensors)."""
-    t = x * a
+def snake(x: torch.Tensor, a: torch.Tensor, inv_b: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """x + inv_b * sin(a x)^2 in fp32 with one temporary (the reference makes five tensors), or into `out`."""
+    t = x * a if out is None else torch.mul(x, a, out=out)
     t.sin_()
     t.square_()
     return torch.addcmul(x, t, inv_b, out=t)
@@ -139,6 +139,16 @@ class FastRunner:
 
     def __init__(self, conv_dtype: torch.dtype = torch.float32):
         self.conv_dtype = conv_dtype
+        # One scratch tensor per activation shape for the Snakes: a Snake's output only feeds the next
+        # convolution, so the same memory serves every Snake of a level (large fresh tensors cost page faults).
+        self.scratch: dict[tuple, torch.Tensor] = {}
+
+    def snake_output(self, x: torch.Tensor) -> torch.Tensor:
+        key = (tuple(x.shape), x.dtype)
+        if key not in self.scratch:
+            self.scratch[key] = torch.empty_like(x, memory_format=torch.channels_last)
+        out = self.scratch[key]
+        return torch.empty_like(out) if out.data_ptr() == x.data_ptr() else out  # never overwrite the input
 
     def conv(self, conv: WNConv1d | WNConvTranspose1d, x: torch.Tensor) -> torch.Tensor:
         """The convolution in conv_dtype; fp32 in and out (mixed-dtype elementwise ops are slow on CPUs)."""
@@ -155,17 +165,19 @@ class FastRunner:
             y = F.conv2d(x, w, bias, (1, conv.stride), (0, conv.padding), (1, conv.dilation))
         return y.float()
 
-    def run(self, module: nn.Module, x: torch.Tensor) -> torch.Tensor:
-        """Apply `module` to x ([B, C, 1, T] channels-last fp32)."""
+    def run(self, module: nn.Module, x: torch.Tensor, next_layer: nn.Module | None = None) -> torch.Tensor:
+        """Apply `module` to x ([B, C, 1, T] channels-last fp32); `next_layer` is what consumes the result."""
         if isinstance(module, (WNConv1d, WNConvTranspose1d)):
             return self.conv(module, x)
         if isinstance(module, SnakeBeta):
-            return snake(x, *snake_factors(module))
+            feeds_conv = isinstance(next_layer, (WNConv1d, WNConvTranspose1d))
+            return snake(x, *snake_factors(module), out=self.snake_output(x) if feeds_conv else None)
         if isinstance(module, ResidualUnit):
             return self.run(module.layers, x).add_(x)
         if isinstance(module, (nn.Sequential, EncoderBlock, DecoderBlock)) or hasattr(module, "layers"):
-            for layer in (module if isinstance(module, nn.Sequential) else module.layers):
-                x = self.run(layer, x)
+            layers = list(module if isinstance(module, nn.Sequential) else module.layers)
+            for layer, consumer in zip(layers, layers[1:] + [None]):
+                x = self.run(layer, x, consumer)
             return x
         if isinstance(module, nn.ELU):
             return F.elu(x, module.alpha)
