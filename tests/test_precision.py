@@ -122,3 +122,19 @@ def test_detection_on_this_machine_is_deterministic():
     first, second = detect_capabilities("cpu"), detect_capabilities("cpu")
     assert first == second and first.device_type == "cpu" and first.cpu_capability
     assert choose_dtype("auto", "cpu") == choose_dtype("auto", "cpu")
+
+
+def test_a_bf16_time_embedding_takes_fp32_times():
+    # bf16 keeps 8 significant bits: rounding the flow time itself moves the 1000 * t sinusoid by radians,
+    # so a bf16 model should be handed fp32 times; the embedding casts to its MLP's dtype after the sinusoid.
+    from toolkit.modules.timestep import TimestepEmbedding, sinusoidal_embedding
+
+    torch.manual_seed(0)
+    embed = TimestepEmbedding(32).to(torch.bfloat16)
+    t = torch.tensor([0.794752, 0.31])
+    out = embed(t)
+    assert out.dtype == torch.bfloat16
+    assert torch.equal(out, embed.time_mlp(sinusoidal_embedding(t, 256).to(torch.bfloat16)))
+    rounded = embed(t.bfloat16())
+    assert (sinusoidal_embedding(t.bfloat16().float(), 256) - sinusoidal_embedding(t, 256)).abs().max() > 0.5
+    assert not torch.allclose(rounded.float(), out.float(), atol=1e-2)
