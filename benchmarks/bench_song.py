@@ -97,9 +97,10 @@ def main() -> None:
     recipe.transformer.to(dit_choice.dtype)
     recipe.codec.set_compute_dtype(codec_choice.dtype)
     params = sum(p.numel() for p in recipe.transformer.parameters())
+    vae_params = sum(p.numel() for p in recipe.codec.parameters())
     print(f"built in {time.perf_counter() - start:.1f} s: DiT {params / 1e9:.3f} B params "
-          f"(depth {cfg['backbone']['depth']}), Oobleck {sum(p.numel() for p in recipe.codec.parameters()) / 1e6:.0f} M "
-          f"params, chunk {args.chunk_frames} frames; sampler {cfg['sampler']}", flush=True)
+          f"(depth {cfg['backbone']['depth']}), Oobleck {vae_params / 1e6:.0f} M params, chunk {args.chunk_frames} "
+          f"frames; sampler {cfg['sampler']}", flush=True)
 
     # NFE: items evaluated by the DiT per song item; sampling time: the sampler's own span.
     evaluated = [0]
@@ -125,8 +126,8 @@ def main() -> None:
                   f"start of generation", flush=True)
 
     seconds = args.frames / FRAME_RATE
-    request = SongRequest(lrc=song_lrc(seconds), style_text="pop, piano, happy", length=(args.frames + 0.5) / FRAME_RATE,
-                          seed=0)
+    request = SongRequest(lrc=song_lrc(seconds), style_text="pop, piano, happy",
+                          length=(args.frames + 0.5) / FRAME_RATE, seed=0)
     wall_start = time.perf_counter()
     result = recipe.generate(request, progress=progress, decode=False)
     generate_s = time.perf_counter() - wall_start

@@ -1,21 +1,24 @@
-"""The inference path of the Oobleck encoder / decoder: folded weight norm, channels-last convs, fused Snake.
+"""The inference path of the Oobleck encoder / decoder: folded weight norm, channels-last convs, lean Snake.
 
 The modules in oobleck_blocks.py are the reference formulation (weight norm recomputed per call,
 [B, C, T] convolutions, Snake as five separate tensor ops); they train and define the numbers. This
-path runs the SAME modules for inference only and gives the same fp32 output within ~1e-6 relative:
+path runs the SAME modules for inference only and gives the same fp32 output within ~2e-6 relative:
 
   * weight norm is folded once per weight version (g * v / ||v|| computed at first use, cached on the
     module outside the state dict, recomputed when a parameter is replaced or changed in place, e.g.
     by load_state_dict): no per-chunk recomputation over 156 M parameters;
-  * activations are [B, C, 1, T] in channels-last memory ([B, T, C]), so oneDNN runs the convolutions
-    and especially the transposed ones without reordering (5x faster upsampling convs measured);
-  * SnakeBeta x + sin(a x)^2 / (b + 1e-9) runs as one temporary and four in-place passes instead of five
-    freshly allocated tensors; residual additions are in place;
-  * optionally (`dtype=torch.bfloat16`) convolutions run in bf16 while the Snake and the residual
-    stream stay in fp32 (for hardware with native bf16; its error is measured in docs/codecs.md).
+  * activations are [B, C, 1, T] in channels-last memory ([B, T, C]), so oneDNN runs the convolutions,
+    and especially the transposed ones, without reordering (5x faster upsampling convs, measured);
+  * a transposed conv on a short input with many channels (the first upsampling of every decoder chunk)
+    is one matmul plus an overlap-add (3x faster than oneDNN there, measured);
+  * SnakeBeta x + sin(a x)^2 / (b + 1e-9) runs as four passes over one scratch tensor per activation shape
+    instead of five freshly allocated tensors; residual additions are in place;
+  * optionally (`conv_dtype=torch.bfloat16`) convolutions run in bf16 while the Snake and the residual
+    stream stay fp32 (for hardware with native bf16; its error is measured in docs/codecs.md).
 
 torch.compile was measured for the Snake and brought nothing here (no faster than the in-place form on
-an AMX Xeon, 50 s to compile), so it is not used.
+an AMX Xeon, 50 s to compile), and tiling the Snake over time to stay in cache was slower on a shared
+machine (many small parallel regions), so neither is used.
 """
 
 from __future__ import annotations
@@ -62,15 +65,19 @@ def _cached(module: nn.Module, dtype: torch.dtype, make):
     return _cached_as(module, ("folded", dtype), make)
 
 
-def folded_conv(conv: WNConv1d | WNConvTranspose1d, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """(weight as [rows, cols, 1, k] channels-last in `dtype`, bias in `dtype`), weight norm folded."""
+def folded_conv(conv: WNConv1d | WNConvTranspose1d, dtype: torch.dtype) -> torch.Tensor:
+    """The weight as [rows, cols, 1, k] channels-last in `dtype`, weight norm folded."""
     def make():
         with torch.no_grad():
             w = weight_norm_weight(conv.weight_g, conv.weight_v).unsqueeze(2)
-            w = w.to(dtype).contiguous(memory_format=torch.channels_last)
-            bias = None if conv.bias is None else conv.bias.detach().to(dtype)
-        return w, bias
+            return w.to(dtype).contiguous(memory_format=torch.channels_last)
     return _cached(conv, dtype, make)
+
+
+def conv_bias(conv: WNConv1d | WNConvTranspose1d, dtype: torch.dtype) -> torch.Tensor | None:
+    if conv.bias is None:
+        return None
+    return _cached_as(conv, ("bias", dtype), lambda: conv.bias.detach().to(dtype))
 
 
 def unfolded_transpose_weight(conv: WNConvTranspose1d, dtype: torch.dtype) -> torch.Tensor:
@@ -152,17 +159,18 @@ class FastRunner:
 
     def conv(self, conv: WNConv1d | WNConvTranspose1d, x: torch.Tensor) -> torch.Tensor:
         """The convolution in conv_dtype; fp32 in and out (mixed-dtype elementwise ops are slow on CPUs)."""
-        w, bias = folded_conv(conv, self.conv_dtype)
-        x = x.to(self.conv_dtype)
+        dtype = self.conv_dtype
+        bias = conv_bias(conv, dtype)
+        x = x.to(dtype)
         if isinstance(conv, WNConvTranspose1d):
             by_matmul = conv.weight_v.shape[-1] == 2 * conv.stride and x.shape[-1] * conv.stride <= x.shape[1]
             if by_matmul:
-                matrix = unfolded_transpose_weight(conv, self.conv_dtype)
+                matrix = unfolded_transpose_weight(conv, dtype)
                 y = transpose_conv_by_matmul(x, matrix, bias, conv.stride, conv.padding)
             else:
-                y = F.conv_transpose2d(x, w, bias, (1, conv.stride), (0, conv.padding))
+                y = F.conv_transpose2d(x, folded_conv(conv, dtype), bias, (1, conv.stride), (0, conv.padding))
         else:
-            y = F.conv2d(x, w, bias, (1, conv.stride), (0, conv.padding), (1, conv.dilation))
+            y = F.conv2d(x, folded_conv(conv, dtype), bias, (1, conv.stride), (0, conv.padding), (1, conv.dilation))
         return y.float()
 
     def run(self, module: nn.Module, x: torch.Tensor, next_layer: nn.Module | None = None) -> torch.Tensor:
