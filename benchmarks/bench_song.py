@@ -29,6 +29,7 @@ FRAME_RATE = 44100 / 2048
 
 
 def song_config(frames: int, steps: int | None, chunk_frames: int, depth: int | None) -> dict:
+    from toolkit.models.diffrhythm import pretrained
     from toolkit.models.diffrhythm.checkpoints import released_config
 
     variant = "base" if frames <= 2048 else "full"
@@ -38,11 +39,16 @@ def song_config(frames: int, steps: int | None, chunk_frames: int, depth: int | 
     sampler = {"type": "flow", "steps": 31, "cfg_strength": 4.0}  # upstream DiffRhythm's (steps=32 there)
     if steps:
         sampler["steps"] = steps
-    return {"recipe": "diffrhythm", "max_frames": 2048 if variant == "base" else 6144, "negative_style": "null",
-            "codec": {"type": "oobleck", "chunk_frames": chunk_frames, "overlap_frames": 32},
-            "backbone": {"type": "dit_diffrhythm", **backbone},
-            "lyrics": {"type": "lyrics_lrc", "language": "en"}, "style": {"type": "style_tags"},
-            "sampler": sampler}
+    cfg = {"recipe": "diffrhythm", "max_frames": 2048 if variant == "base" else 6144,
+           "codec": {"type": "oobleck", "chunk_frames": chunk_frames, "overlap_frames": 32},
+           "backbone": {"type": "dit_diffrhythm", **backbone}, "sampler": sampler}
+    lyrics, style = {"type": "lyrics_lrc", "language": "en"}, {"type": "style_tags"}
+    if hasattr(pretrained, "published_conditions"):  # the recipe configured by a `conditions:` section
+        conditions = pretrained.published_conditions(style, backbone.get("duration_embed", False))
+        conditions["lyrics"]["conditioner"] = lyrics
+        conditions["style"]["uncond"] = "dropped"  # style_tags has no negative embedding: guide against the null
+        return {**cfg, "conditions": conditions}
+    return {**cfg, "negative_style": "null", "lyrics": lyrics, "style": style}  # the older recipe signature
 
 
 def song_lrc(seconds: float, every: float = 6.0) -> str:
@@ -132,12 +138,14 @@ def main() -> None:
     result = recipe.generate(request, progress=progress, decode=False)
     generate_s = time.perf_counter() - wall_start
     decode_start = time.perf_counter()
-    audio = recipe.decode(result.latents)
+    latents = result.latents  # [B, T, D], or a list of [T, D] items
+    latents = torch.stack(list(latents)) if isinstance(latents, (list, tuple)) else latents
+    audio = recipe.decode(latents)
     decode_s = time.perf_counter() - decode_start
     wall_s = time.perf_counter() - wall_start
     dit_s = spans["sampling"]
     conditioning_s = generate_s - dit_s
-    frames = int(result.latents.shape[1])
+    frames = int(latents.shape[1])
     nfe = round(evaluated[0] / request.batch)
     peak = peak_rss_gib()
 
