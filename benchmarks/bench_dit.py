@@ -1,44 +1,33 @@
-"""Forward time and peak memory of the released-size DiffRhythm DiT on the CPU.
+"""Forward time of the released-size DiffRhythm DiT on the CPU, fp32 and bf16, as a fraction of the matmul rate.
 
-Random weights (speed does not depend on values), fp32, 2048 frames, batch 1 and 2 (batch 2 = one
-batched classifier-free-guidance pass). Beside it, fp32 matmul throughput is measured in the same run,
-and the DiT's achieved FLOP rate is reported as a fraction of it (matmul is re-measured right before
-and after every forward, so a machine shared with other work slows both alike).
+Random weights (speed does not depend on values; every layer random so outputs are not zero), 2048
+frames, batch 1 (and 2 = one batched guidance pass, with --batches 1 2). For each number format the
+matmul rate in THAT format (2048x2048 @ 2048x8192) is measured right before and after every forward,
+and the DiT's FLOP rate is reported as a fraction of it: median (min-max) over the timed forwards,
+never the best. `auto` is resolved by toolkit.precision.choose_dtype (printed with its reason) and
+always run. bf16 vs fp32 output error (same weights rounded to bf16, same inputs) is printed.
 
-    .venv/bin/python benchmarks/bench_dit.py [--frames 2048] [--repeats 3] [--threads N] [--variant base]
+    .venv/bin/python benchmarks/bench_dit.py [--frames 2048] [--repeats 3] [--threads 2] [--dtypes fp32 bf16]
 
-Takes a few minutes on 2 threads. Peak memory is the process's peak RSS (weights included), read after
-each configuration; batch 1 runs first, so the batch-2 figure is the larger of the two.
+About 4 minutes on 2 idle threads of an AMX Xeon; ~7 GiB of RAM (fp32 weights, then bf16 ones).
 """
 
 from __future__ import annotations
 
 import argparse
-import resource
 import statistics
 import time
 
 import torch
-
-
-def peak_rss_gib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # Linux reports KiB
-
-
-def current_rss_gib() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * resource.getpagesize() / 2**30
-
-
-def matmul_gflops(m: int = 2048, k: int = 2048, n: int = 8192, repeats: int = 5) -> float:
-    a, b = torch.randn(m, k), torch.randn(k, n)
-    torch.mm(a, b)  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        torch.mm(a, b)
-        times.append(time.perf_counter() - start)
-    return 2 * m * k * n / min(times) / 1e9
+from bench_common import (
+    current_rss_gib,
+    header,
+    materialize_,
+    peak_rss_gib,
+    relative_errors,
+    spread,
+    timed_against_matmul,
+)
 
 
 def dit_forward_flops(model, batch: int, frames: int) -> float:
@@ -57,67 +46,108 @@ def dit_forward_flops(model, batch: int, frames: int) -> float:
     return batch * total
 
 
+def inputs(model, batch: int, frames: int, dtype: torch.dtype, seed: int = 0):
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(batch, frames, model.latent_dim, generator=gen).to(dtype)
+    conditions = {
+        "lyrics": torch.randint(0, 364, (batch, frames), generator=gen),
+        "style": torch.nn.functional.normalize(torch.randn(batch, model.style_dim, generator=gen), dim=-1),
+        "start_time": torch.zeros(batch),
+    }
+    if model.has_duration:
+        conditions["duration"] = torch.ones(batch)
+    return x, torch.zeros_like(x), conditions, torch.rand(batch, generator=gen)
+
+
+def run_dtype(model, name: str, dtype: torch.dtype, batches: list[int], frames: int, repeats: int) -> list[dict]:
+    rows = []
+    for batch in batches:
+        x, cond, conditions, t = inputs(model, batch, frames, dtype)
+        flops = dit_forward_flops(model, batch, frames)
+        times, rates, fractions, first = [], [], [], None
+        with torch.inference_mode():
+            for i in range(repeats + 1):
+                box = {}
+                elapsed, mm = timed_against_matmul(lambda: box.update(out=model(x, cond, conditions, t)), dtype)
+                first = box["out"].float() if first is None else first
+                rate = flops / elapsed / 1e9
+                if i > 0:
+                    times.append(elapsed)
+                    rates.append(mm)
+                    fractions.append(rate / mm)
+                print(f"  {name} batch {batch} forward {i}{' (warm-up)' if i == 0 else ''}: {elapsed:.2f} s, "
+                      f"{rate:.1f} GFLOP/s vs {name} matmul {mm:.1f} GFLOP/s beside it = {rate / mm:.2f}", flush=True)
+        rows.append({"dtype": name, "batch": batch, "times": times, "mm": rates, "fractions": fractions,
+                     "flops": flops, "rss": peak_rss_gib(), "out": first})
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--frames", type=int, default=2048)
-    parser.add_argument("--repeats", type=int, default=3, help="timed forwards per batch size (after a warm-up)")
-    parser.add_argument("--batches", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--repeats", type=int, default=3, help="timed forwards per configuration (after a warm-up)")
+    parser.add_argument("--batches", type=int, nargs="+", default=[1])
+    parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--variant", default="base", choices=["base", "full"])
+    parser.add_argument("--dtypes", nargs="+", default=["fp32", "bf16"], help="formats to run; auto's choice is added")
+    parser.add_argument("--depth", type=int, default=None, help="fewer blocks than released (quick checks)")
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads)
 
-    from toolkit.eval.machine import machine_line
-    from toolkit.models.diffrhythm.checkpoints import build_released_backbone
+    from toolkit.backbones.dit_diffrhythm import DiffRhythmDiT
+    from toolkit.models.diffrhythm.checkpoints import released_config
+    from toolkit.precision import DTYPES, choose_dtype
 
-    print(machine_line())
-    gflops_mm = matmul_gflops()
-    print(f"fp32 matmul 2048x2048 @ 2048x8192: {gflops_mm:.1f} GFLOP/s (best of 5)")
+    header()
+    auto = choose_dtype("auto", "cpu", component="dit")
+    print(f"--dtype auto -> {auto.name}: {auto.reason}")
+    names = list(dict.fromkeys(["fp32", *args.dtypes, auto.name]))  # fp32 first: the error reference
 
-    torch.manual_seed(0)
+    config = released_config(args.variant)
+    if args.depth:
+        config["depth"] = args.depth
     start = time.perf_counter()
-    model = build_released_backbone(args.variant).eval()
+    with torch.device("meta"):
+        model = DiffRhythmDiT(**config)
+    model = materialize_(model).eval()
     params = sum(p.numel() for p in model.parameters())
-    print(f"released {args.variant} DiT: {params / 1e9:.3f} B params, built in {time.perf_counter() - start:.1f} s, "
-          f"RSS {current_rss_gib():.2f} GiB")
+    print(f"released {args.variant} DiT{f' (depth {args.depth})' if args.depth else ''}: {params / 1e9:.3f} B "
+          f"params, random weights in {time.perf_counter() - start:.1f} s, RSS {current_rss_gib():.2f} GiB", flush=True)
 
     rows = []
-    for batch in args.batches:
-        x = torch.randn(batch, args.frames, model.latent_dim)
-        conditions = {
-            "lyrics": torch.randint(0, 364, (batch, args.frames)),
-            "style": torch.nn.functional.normalize(torch.randn(batch, model.style_dim), dim=-1),
-            "start_time": torch.zeros(batch),
-        }
-        if model.has_duration:
-            conditions["duration"] = torch.ones(batch)
-        t = torch.rand(batch)
-        times, fractions = [], []
-        flops = dit_forward_flops(model, batch, args.frames)
-        with torch.inference_mode():
-            for i in range(args.repeats + 1):
-                # matmul throughput right beside each forward, so a busy machine slows both alike
-                mm = matmul_gflops(repeats=3)
-                start = time.perf_counter()
-                model(x, torch.zeros_like(x), conditions, t)
-                elapsed = time.perf_counter() - start
-                mm = max(mm, matmul_gflops(repeats=3))
-                if i > 0:
-                    times.append(elapsed)
-                    fractions.append(flops / elapsed / 1e9 / mm)
-                print(f"  batch {batch} forward {i}{' (warm-up)' if i == 0 else ''}: {elapsed:.2f} s, "
-                      f"{flops / elapsed / 1e9:.1f} GFLOP/s vs matmul {mm:.1f} GFLOP/s beside it", flush=True)
-        best = min(times)
-        rows.append((batch, statistics.median(times), best, flops / best / 1e9, max(fractions), peak_rss_gib()))
+    for name in names:
+        model.to(DTYPES[name])
+        rows += run_dtype(model, name, DTYPES[name], args.batches, args.frames, args.repeats)
 
-    print(f"\nDiffRhythm DiT ({args.variant}, {args.frames} frames, fp32), "
-          f"{dit_forward_flops(model, 1, args.frames) / 1e12:.2f} TFLOP per item")
-    print(f"fp32 matmul at start: {gflops_mm:.1f} GFLOP/s")
-    print("| batch | median s | min s | GFLOP/s (at min) | fraction of matmul (best, measured beside) | peak RSS GiB |")
+    per_item = dit_forward_flops(model, 1, args.frames) / 1e12
+    print(f"\nDiffRhythm DiT ({args.variant}, {args.frames} frames), {per_item:.2f} TFLOP per item; "
+          f"fraction = DiT FLOP rate / matmul rate of the same format measured beside each forward")
+    print("| dtype | batch | forward s median (min-max) | matmul GFLOP/s beside (median) "
+          "| fraction median (min-max) | peak RSS GiB |")
     print("|---|---|---|---|---|---|")
-    for batch, med, best, rate, frac, rss in rows:
-        print(f"| {batch} | {med:.2f} | {best:.2f} | {rate:.1f} | {frac:.2f} | {rss:.2f} |")
+    for r in rows:
+        print(f"| {r['dtype']} | {r['batch']} | {spread(r['times'])} | {statistics.median(r['mm']):.0f} "
+              f"| {spread(r['fractions'])} | {r['rss']:.2f} |")
+    reference = {r["batch"]: r["out"] for r in rows if r["dtype"] == "fp32"}
+    for r in rows:
+        if r["dtype"] != "fp32":
+            worst, mean = relative_errors(r["out"], reference[r["batch"]])
+            print(f"{r['dtype']} vs fp32 output (batch {r['batch']}): max relative {worst:.2e}, "
+                  f"mean relative {mean:.2e} (max|d|/max|fp32|, mean|d|/mean|fp32|)")
+    if any(r["dtype"] == "bf16" for r in rows):
+        # The DiT casts the flow time to the model's dtype: how much of the bf16 error is that rounding alone?
+        model.float()
+        x, cond, conditions, t = inputs(model, 1, args.frames, torch.float32)
+        with torch.inference_mode():
+            rounded = model(x, cond, conditions, t.bfloat16().float()).float()
+        worst, mean = relative_errors(rounded, reference[1])
+        print(f"fp32 DiT with only the time rounded to bf16 ({t.item():.6f} -> {t.bfloat16().item():.6f}) vs fp32: "
+              f"max relative {worst:.2e}, mean relative {mean:.2e}")
+        bf16_out = next(r["out"] for r in rows if r["dtype"] == "bf16" and r["batch"] == 1)
+        worst, mean = relative_errors(bf16_out, rounded)
+        print(f"bf16 DiT vs fp32 DiT at the same (bf16-representable) time, i.e. the network's own bf16 error: "
+              f"max relative {worst:.2e}, mean relative {mean:.2e}")
+    print(f"load average at the end {__import__('os').getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,17 @@ from torch.nn import functional as F
 from .rotary import apply_rotary
 
 
+def add_residual(update: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """x + update, written into `update` (a projection's fresh output) when that keeps the result's dtype.
+
+    a + b == b + a bit for bit, so this only saves a [B, T, dim] tensor; under autocast (bf16 update,
+    fp32 stream) the ordinary promoting sum is used.
+    """
+    if update.dtype == torch.result_type(update, x) and update.shape == x.shape:
+        return update.add_(x)
+    return x + update
+
+
 class RMSNorm(nn.Module):
     """weight * (x * rsqrt(mean(x^2) + eps)), the normalisation computed in float32 and cast back."""
 
@@ -25,8 +36,10 @@ class RMSNorm(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         dtype = x.dtype
         h = x.float()
-        h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.eps)
-        return self.weight * h.to(dtype)
+        h = (h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.eps)).to(dtype)
+        if torch.is_grad_enabled() or self.weight.dtype != h.dtype:
+            return self.weight * h
+        return h.mul_(self.weight)  # inference: the same product, into the fresh tensor
 
 
 class SelfAttention(nn.Module):
@@ -48,15 +61,18 @@ class SelfAttention(nn.Module):
                 key_padding_mask: torch.Tensor | None = None) -> torch.Tensor:
         """x: [B, T, dim]; rope: (cos, sin) [T, head_dim]; key_padding_mask: [B, T] bool, True = attend."""
         b, t, _ = x.shape
-        q, k, v = (proj(x).view(b, t, self.num_heads, self.head_dim).transpose(1, 2)
-                   for proj in (self.q_proj, self.k_proj, self.v_proj))
+        # [B, T, heads, head_dim] throughout: RoPE runs on contiguous rows, SDPA reads the transposed views
+        # and writes its output in the same layout, so merging the heads back is a view, not a copy.
+        q, k, v = (proj(x).view(b, t, self.num_heads, self.head_dim) for proj in (self.q_proj, self.k_proj,
+                                                                                 self.v_proj))
         if rope is not None:
-            cos, sin = rope
+            cos, sin = (table.unsqueeze(-2) for table in rope)  # [..., T, 1, head_dim]: shared by the heads
             q = apply_rotary(q, cos, sin, self.rotary_style)
             k = apply_rotary(k, cos, sin, self.rotary_style)
         attn_mask = None if key_padding_mask is None else key_padding_mask[:, None, None, :]
         # is_causal stays False: the sequence is a whole song / utterance, attended both ways.
-        h = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, is_causal=False)
+        h = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
+                                           attn_mask=attn_mask, is_causal=False)
         return self.o_proj(h.transpose(1, 2).reshape(b, t, -1))
 
 
@@ -70,7 +86,11 @@ class SwiGLU(nn.Module):
         self.down_proj = nn.Linear(hidden_dim, dim, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+        if torch.is_grad_enabled():
+            return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+        # inference: the same ops in place on the gate projection (two fewer [T, hidden] tensors)
+        h = F.silu(self.gate_proj(x), inplace=True)
+        return self.down_proj(h.mul_(self.up_proj(x)))
 
 
 class LlamaBlock(nn.Module):
@@ -85,5 +105,5 @@ class LlamaBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None = None,
                 key_padding_mask: torch.Tensor | None = None) -> torch.Tensor:
-        x = x + self.self_attn(self.input_layernorm(x), rope, key_padding_mask)
-        return x + self.mlp(self.post_attention_layernorm(x))
+        x = add_residual(self.self_attn(self.input_layernorm(x), rope, key_padding_mask), x)
+        return add_residual(self.mlp(self.post_attention_layernorm(x)), x)
