@@ -105,14 +105,16 @@ class RecipeTab:
                                + [g for g in groups if not self._is_mode_group(g) and g.name not in SETTINGS_GROUPS])
                     for group in ordered:
                         self._group(group)
-                with gr.Column(scale=2):
                     with gr.Accordion("Settings", open=True):
-                        for group in groups:
-                            if group.name in SETTINGS_GROUPS:
-                                for opt in group.options:
+                        settings = [o for g in groups if g.name in SETTINGS_GROUPS for o in g.options]
+                        for i in range(0, len(settings) + 1, 2):
+                            with gr.Row(equal_height=True):
+                                for opt in settings[i:i + 2]:
                                     self._field(opt)
-                        self.format = gr.Dropdown(list(FORMATS), value="wav", label="Format",
-                                                  elem_id=f"{self.prefix}-format")
+                                if i + 2 > len(settings):
+                                    self.format = gr.Dropdown(list(FORMATS), value="wav", label="Format",
+                                                              info="audio file format", elem_id=f"{self.prefix}-format")
+                with gr.Column(scale=2):
                     with gr.Row():
                         self.run = gr.Button("Generate", variant="primary", elem_id=f"{self.prefix}-generate")
                         self.stop = gr.Button("Cancel", variant="stop", elem_id=f"{self.prefix}-cancel")
@@ -172,12 +174,12 @@ class RecipeTab:
         elif opt.kind == "path":
             component = gr.Audio(type="filepath", sources=["upload", "microphone"], label=f"{label}: {info}",
                                  elem_id=elem_id)
-        elif opt.kind == "int":
-            component = gr.Number(value=default, label=label, info=info, precision=0, elem_id=elem_id,
-                                  minimum=1 if opt.field == "batch" else None,
+        elif opt.kind in ("int", "float") and default is None:  # empty = the request's (or model's) default
+            component = gr.Textbox(label=label, info=info, placeholder="default", elem_id=elem_id, max_lines=1)
+        elif opt.kind in ("int", "float"):
+            component = gr.Number(value=default, label=label, info=info, precision=0 if opt.kind == "int" else None,
+                                  elem_id=elem_id, minimum=1 if opt.field == "batch" else None,
                                   maximum=self.service.max_outputs if opt.field == "batch" else None)
-        elif opt.kind == "float":
-            component = gr.Number(value=default, label=label, info=info, elem_id=elem_id)
         elif opt.kind == "flag":
             component = gr.Checkbox(value=bool(default), label=label, info=info, elem_id=elem_id)
         elif opt.kind == "choice":
@@ -311,14 +313,12 @@ class RecipeTab:
         for choice in self.choices.values():
             choice.change(check, inputs, check_outputs, trigger_mode="always_last", show_progress="hidden",
                           concurrency_id="check", concurrency_limit=4, api_name=False)
-        self.model.change(check, inputs, check_outputs, show_progress="hidden", api_name=False)
+        self.model.change(check, inputs, check_outputs, show_progress="hidden", api_name=f"{self.prefix}_check",
+                          concurrency_id="check", concurrency_limit=4)
         self.run.click(generate, inputs + [self.format], check_outputs + slot_outputs,
                        api_name=f"{self.prefix}_generate", concurrency_id="generate",
                        concurrency_limit=self.service.max_jobs, show_progress="full")
         self.stop.click(cancel, None, self.status, api_name=f"{self.prefix}_cancel", queue=False)
-        hidden_check = gr.Button(visible=False)
-        hidden_check.click(check, inputs, check_outputs, api_name=f"{self.prefix}_check",
-                           concurrency_id="check", concurrency_limit=4)
         for opt, button in getattr(self, "_fills", []):
             self._wire_fill(opt, button)
         if copy_from is not None:
@@ -350,8 +350,13 @@ class RecipeTab:
             return [text, opt.fills if group else gr.update(),
                     f"**{label_of(opt)} timed into the {label_of(target.option)} editor**"]
 
-        choice = self.choices[group] if group else gr.State()
-        button.click(fill, inputs, [target.component, choice, self.status], api_name=f"{self.prefix}_{opt.field}_fill")
+        outputs = [target.component] + ([self.choices[group]] if group else []) + [self.status]
+
+        def run(*values: Any) -> list[Any]:
+            out = fill(*values)
+            return out if group else [out[0], out[2]]
+
+        button.click(run, inputs, outputs, api_name=f"{self.prefix}_{opt.field}_fill")
 
     def _wire_copy(self, other: RecipeTab) -> None:
         shared = [name for name in self.fields if name in other.fields and self.fields[name].component is not None

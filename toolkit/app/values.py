@@ -71,13 +71,16 @@ def field_value(opt: Option, value: Any) -> Any:
         return True if value else None
     if blank(value):
         return None
-    if opt.kind == "int":
-        number = float(value)
+    if opt.kind in ("int", "float"):
+        try:
+            number = float(str(value).strip()) if isinstance(value, str) else float(value)
+        except ValueError:
+            raise RequestError(f"{label_of(opt)}: {value!r} is not a number") from None
+        if opt.kind == "float":
+            return number
         if number != int(number):
             raise RequestError(f"{label_of(opt)} must be a whole number, got {value}")
         return int(number)
-    if opt.kind == "float":
-        return float(value)
     if opt.kind == "choice":
         return None if value == DEFAULT_CHOICE else str(value)
     if opt.kind == "spans":
