@@ -150,7 +150,7 @@ class RecipeTab:
                 boxes = [self.fields[o.field].box for o in group.options]
                 fields = [o.field for o in group.options]
                 self.choices[group.name].change(lambda picked: [gr.update(visible=f == picked) for f in fields],
-                                                self.choices[group.name], boxes, queue=False, show_api=False)
+                                                self.choices[group.name], boxes, queue=False)
             self._mode_picture(group)
 
     def _field(self, opt: Option, box: Any = None) -> None:
@@ -160,11 +160,10 @@ class RecipeTab:
             component = gr.Textbox(value=default, label=label, info=info, lines=12 if opt.editor else 6,
                                    max_lines=40, elem_id=elem_id, placeholder=_placeholder(opt))
             with gr.Row():
-                upload = gr.UploadButton(f"Open a {label} file", size="sm", file_types=["text"],
+                upload = gr.UploadButton(f"Open a {label} file", size="sm", file_types=[".lrc", ".txt"],
                                          elem_id=f"{elem_id}-open")
                 fill = gr.Button(opt.fill_label or "fill", size="sm", elem_id=f"{elem_id}-fill") if opt.fills else None
-            upload.upload(lambda f, what=label: read_text(f, what) if f else gr.update(), upload, component,
-                          show_api=False)
+            upload.upload(lambda f, what=label: _read_upload(f, what), upload, component)
             if opt.editor == "lrc":
                 self.editors[opt.field] = gr.HTML("", elem_id=f"{elem_id}-lines")
             if fill is not None:
@@ -217,7 +216,7 @@ class RecipeTab:
             return str(marked_waveform(path, target, parsed))
 
         for trigger in (song.change, marks.change):
-            trigger(draw, [song, marks], picture, show_api=False, trigger_mode="always_last")
+            trigger(draw, [song, marks], picture, trigger_mode="always_last")
 
     # ------------------------------------------------------------------------------------------- events
     @property
@@ -271,6 +270,10 @@ class RecipeTab:
             outcome = self.service.check(label, data)
             return [status_markdown(outcome, "Ready to generate")] + self._lines(outcome, values)
 
+        def check_event(*values: Any) -> Any:  # one output takes the value itself, not a list of one
+            out = check(*values)
+            return out if editors else out[0]
+
         def generate(request: gr.Request, progress=gr.Progress(), *values: Any) -> list[Any]:  # noqa: B008
             fmt = values[-1]
             values = values[:-1]
@@ -308,12 +311,12 @@ class RecipeTab:
         check_outputs = [self.status] + editors
         for component in inputs:
             event = component.input if hasattr(component, "input") else component.change
-            event(check, inputs, check_outputs, trigger_mode="always_last", show_progress="hidden",
-                  concurrency_id="check", concurrency_limit=4, api_name=False)
+            event(check_event, inputs, check_outputs, trigger_mode="always_last", show_progress="hidden",
+                  concurrency_id="check", concurrency_limit=4)
         for choice in self.choices.values():
-            choice.change(check, inputs, check_outputs, trigger_mode="always_last", show_progress="hidden",
-                          concurrency_id="check", concurrency_limit=4, api_name=False)
-        self.model.change(check, inputs, check_outputs, show_progress="hidden", api_name=f"{self.prefix}_check",
+            choice.change(check_event, inputs, check_outputs, trigger_mode="always_last", show_progress="hidden",
+                          concurrency_id="check", concurrency_limit=4)
+        self.model.change(check_event, inputs, check_outputs, show_progress="hidden", api_name=f"{self.prefix}_check",
                           concurrency_id="check", concurrency_limit=4)
         self.run.click(generate, inputs + [self.format], check_outputs + slot_outputs,
                        api_name=f"{self.prefix}_generate", concurrency_id="generate",
@@ -364,7 +367,16 @@ class RecipeTab:
         groups = [g for g in self.choices if g in other.choices]
         sources = [other.choices[g] for g in groups] + [other.fields[n].component for n in shared]
         targets = [self.choices[g] for g in groups] + [self.fields[n].component for n in shared]
-        self.copy.click(lambda *v: list(v), sources, targets, queue=False, api_name=False)
+        self.copy.click(lambda *v: list(v), sources, targets, queue=False)
+
+
+def _read_upload(path: str | None, what: str) -> Any:
+    if not path:
+        return gr.update()
+    try:
+        return read_text(path, what)
+    except RequestError as err:
+        raise gr.Error(str(err)) from None
 
 
 def _same_group(options: Sequence[Option], a: str, b: str) -> bool:
@@ -449,8 +461,9 @@ def build_ui(service: Service, compare_folders: Sequence[str] = (), title: str =
                 main.build()
                 tabs[main.prefix] = main
                 for mode in tabs_of(main.request_type):
-                    tab = RecipeTab(service, recipe, models, mode, mode.capitalize() + (
-                        f" ({recipe})" if len(groups) > 1 else ""))
+                    shared = sum(mode in tabs_of(m[0].request_type) for m in groups.values()) > 1
+                    tab = RecipeTab(service, recipe, models, mode, mode.capitalize() + (f" ({recipe})" if shared
+                                                                                        else ""))
                     tab.build(copy_from=main)
                     tabs[tab.prefix] = tab
             compare_tab(service, [str(f) for f in compare_folders])
