@@ -72,3 +72,30 @@ def off_machine(urls: list[str]) -> list[str]:
         if parsed.hostname not in ("127.0.0.1", "localhost", "::1"):
             out.append(url)
     return out
+
+
+def field(driver: Any, elem_id: str) -> Any:
+    """The text box (textarea or input) of the Gradio component with `elem_id`."""
+    from selenium.webdriver.common.by import By
+
+    return driver.find_element(By.CSS_SELECTOR, f"#{elem_id} textarea, #{elem_id} input")
+
+
+def type_into(driver: Any, elem_id: str, text: str) -> None:
+    box = field(driver, elem_id)
+    box.clear()
+    box.send_keys(text)
+
+
+def wait_for(driver: Any, condition: Any, seconds: float = 60.0) -> Any:
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, seconds, poll_frequency=0.2).until(condition)
+
+
+def served_file(driver: Any, elem_id: str) -> str | None:
+    """The URL of the file an audio (or file) component serves: its download link."""
+    from selenium.webdriver.common.by import By
+
+    links = driver.find_elements(By.CSS_SELECTOR, f"#{elem_id} a[download][href]")
+    return links[0].get_attribute("href") if links else None
