@@ -12,7 +12,7 @@ import html
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..lrc import LrcError, format_time, parse_lrc
+from ..lrc import Lrc, LrcError, format_time, parse_lrc
 from ..models.requests import LineNote
 
 LEVELS = ("ok", "info", "warning", "error")
@@ -32,30 +32,50 @@ def _worse(a: str, b: str) -> str:
     return a if LEVELS.index(a) >= LEVELS.index(b) else b
 
 
-def _offset(text: str) -> float:
+@dataclass
+class _Skipped:
+    reason: str
+
+
+def _read(raw: str) -> Lrc | LrcError | _Skipped:
+    """A line as generation reads it: parsed, refused (LrcError), or skipped with a log warning (no timestamp)."""
     try:
-        offset = parse_lrc(text).tags.get("offset")
-    except LrcError:
-        return 0.0
-    try:
-        return int(str(offset).strip()) / 1000.0 if offset else 0.0
-    except ValueError:
-        return 0.0
+        return parse_lrc(raw, strict=True)
+    except LrcError as err:
+        try:
+            parse_lrc(raw)
+        except LrcError:
+            return err
+        return _Skipped(err.reason)
+
+
+def _offset(parsed: Sequence[Lrc | LrcError | _Skipped]) -> float:
+    """The [offset:] of the text (the last one wins, as in toolkit.lrc), in seconds."""
+    offset = 0.0
+    for lrc in parsed:
+        if isinstance(lrc, Lrc) and "offset" in lrc.tags:
+            try:
+                offset = int(lrc.tags["offset"].strip()) / 1000.0
+            except ValueError:
+                pass
+    return offset
 
 
 def lrc_rows(text: str, notes: Sequence[LineNote] = ()) -> list[Row]:
     """One row per non-blank line of `text` (plus rows for notes that match no line)."""
     pending = list(notes)
-    offset = _offset(text)
+    lines = [(number, raw) for number, raw in enumerate((text or "").lstrip("\ufeff").splitlines(), start=1)
+             if raw.strip()]
+    read = [_read(raw) for _, raw in lines]
+    offset = _offset(read)
     rows: list[Row] = []
     last_time: float | None = None
-    for number, raw in enumerate((text or "").lstrip("\ufeff").splitlines(), start=1):
-        if not raw.strip():
+    for (number, raw), parsed in zip(lines, read, strict=True):
+        if isinstance(parsed, LrcError):
+            rows.append(Row(number, raw, None, "error", "not read", parsed.reason))
             continue
-        try:
-            parsed = parse_lrc(raw, strict=True)
-        except LrcError as err:
-            rows.append(Row(number, raw, None, "error", "not read", err.reason))
+        if isinstance(parsed, _Skipped):
+            rows.append(Row(number, raw, None, "warning", "skipped", f"{parsed.reason}: not sung"))
             continue
         if not parsed.lines:
             rows.append(Row(number, raw, None, "info", "tag", "a metadata tag"))
