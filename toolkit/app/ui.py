@@ -36,6 +36,7 @@ from .values import (
 )
 
 SETTINGS_GROUPS = ("generation", "output")
+CONTENT_KINDS = ("text", "text_file", "path")
 MAX_VARIANTS = 12
 CSS = """
 .tk-lines table { width: 100%; border-collapse: collapse; font-size: 0.9em; }
@@ -93,20 +94,19 @@ class RecipeTab:
     def build(self, copy_from: RecipeTab | None = None) -> None:
         with gr.Tab(self.title, id=self.prefix, elem_id=f"tab-{self.prefix}"):
             with gr.Row():
-                with gr.Column(scale=3):
+                with gr.Column(scale=1):
                     labels = [m.label for m in self.models]
                     self.model = gr.Dropdown(labels, value=labels[0], label="Model", interactive=len(labels) > 1,
                                              elem_id=f"{self.prefix}-model")
                     self.copy = None
                     if copy_from is not None:
                         self.copy = gr.Button(f"Use the {copy_from.title} tab's inputs", size="sm")
-                    groups = groups_of(self.options)
+                    groups, settings = input_groups(self.options)
                     ordered = ([g for g in groups if self._is_mode_group(g)]
-                               + [g for g in groups if not self._is_mode_group(g) and g.name not in SETTINGS_GROUPS])
+                               + [g for g in groups if not self._is_mode_group(g)])
                     for group in ordered:
                         self._group(group)
                     with gr.Accordion("Settings", open=True):
-                        settings = [o for g in groups if g.name in SETTINGS_GROUPS for o in g.options]
                         for i in range(0, len(settings) + 1, 2):
                             with gr.Row(equal_height=True):
                                 for opt in settings[i:i + 2]:
@@ -114,18 +114,21 @@ class RecipeTab:
                                 if i + 2 > len(settings):
                                     self.format = gr.Dropdown(list(FORMATS), value="wav", label="Format",
                                                               info="audio file format", elem_id=f"{self.prefix}-format")
-                with gr.Column(scale=2):
+                with gr.Column(scale=1):
                     with gr.Row():
                         self.run = gr.Button("Generate", variant="primary", elem_id=f"{self.prefix}-generate")
                         self.stop = gr.Button("Cancel", variant="stop", elem_id=f"{self.prefix}-cancel")
                     self.status = gr.Markdown("", elem_id=f"{self.prefix}-status")
-                    for i in range(self.service.max_outputs):
-                        audio = gr.Audio(type="filepath", interactive=False, visible=False, show_download_button=True,
-                                         label=f"output {i + 1}", elem_id=f"{self.prefix}-audio-{i}")
-                        picture = gr.Image(type="filepath", interactive=False, visible=False, show_label=False,
-                                           elem_id=f"{self.prefix}-picture-{i}")
-                        files = gr.File(file_count="multiple", interactive=False, visible=False,
-                                        label="audio and manifest", elem_id=f"{self.prefix}-files-{i}")
+                    for i in range(self.service.max_outputs):  # each output: player and files, its spectrogram
+                        with gr.Row(equal_height=False):
+                            with gr.Column(min_width=240):
+                                audio = gr.Audio(type="filepath", interactive=False, visible=False,
+                                                 show_download_button=True, label=f"output {i + 1}",
+                                                 elem_id=f"{self.prefix}-audio-{i}")
+                                files = gr.File(file_count="multiple", interactive=False, visible=False,
+                                                label="audio and manifest", elem_id=f"{self.prefix}-files-{i}")
+                            picture = gr.Image(type="filepath", interactive=False, visible=False, show_label=False,
+                                               min_width=240, elem_id=f"{self.prefix}-picture-{i}")
                         self.slots.append((audio, picture, files))
         self._wire(copy_from)
 
@@ -370,6 +373,21 @@ class RecipeTab:
         self.copy.click(lambda *v: list(v), sources, targets, queue=False)
 
 
+def input_groups(options: Sequence[Option]) -> tuple[list[Group], list[Option]]:
+    """(the groups of inputs, the settings): options of the default groups are settings unless they are what the
+    request is about (text and files), which go into an "input" group of their own."""
+    groups, settings = [], []
+    for group in groups_of(options):
+        if group.name not in SETTINGS_GROUPS:
+            groups.append(group)
+            continue
+        content = tuple(o for o in group.options if o.kind in CONTENT_KINDS and group.name != "output")
+        if content:
+            groups.append(Group("input", content))
+        settings += [o for o in group.options if o not in content]
+    return groups, settings
+
+
 def _read_upload(path: str | None, what: str) -> Any:
     if not path:
         return gr.update()
@@ -415,7 +433,8 @@ def compare_tab(service: Service, folders: Sequence[str]) -> None:
                 table = gr.Markdown("", elem_id="compare-table")
             with gr.Column(scale=2):
                 request = gr.Dropdown([], label="Request", elem_id="compare-request")
-                players = [gr.Audio(type="filepath", interactive=False, visible=False, elem_id=f"compare-audio-{i}")
+                players = [gr.Audio(type="filepath", interactive=False, visible=False, show_download_button=True,
+                                     elem_id=f"compare-audio-{i}")
                            for i in range(MAX_VARIANTS)]
     cache = service.out_root / "compare"
 
