@@ -31,6 +31,7 @@ def app(tmp_path_factory):
     root = tmp_path_factory.mktemp("app")
     settings = Settings(torch.device("cpu"), "fp32", torch.float32)
     models = [serve_checkpoint(make_checkpoint(root / "song.pt"), settings=settings),
+              serve_checkpoint(make_checkpoint(root / "song_b.pt", seed=1), settings=settings),
               serve_checkpoint(make_checkpoint(root / "speech.pt", config=tiny_config()), settings=settings)]
     service = Service(models, root / "out", settings)
     running = launch(service, port=free_port(), block=False)
@@ -47,8 +48,8 @@ def tab(app, name):
     return app[0].blocks.toolkit_tabs[name]
 
 
-def call(client, app, name, values, endpoint="generate", fmt="wav", chosen=None, **kwargs):
-    args = tab(app, name).arguments(values, chosen=chosen)
+def call(client, app, name, values, endpoint="generate", fmt="wav", chosen=None, model=None, **kwargs):
+    args = tab(app, name).arguments(values, chosen=chosen, model=model)
     if endpoint == "generate":
         args.append(fmt)
     return client.predict(*args, api_name=f"/{name}_{endpoint}", **kwargs)
@@ -116,6 +117,22 @@ def test_song_batch_each_item_with_its_manifest_and_spectrogram(app, client):
     assert not np.allclose(sf.read(items[0][0])[0], sf.read(items[1][0])[0])
 
 
+def test_the_model_picker_runs_the_picked_model(app, client):
+    config = app[0].blocks.get_config_file()
+    picker = next(c for c in config["components"] if c["props"].get("elem_id") == f"{SONG}-model")
+    labels = [c[0] for c in picker["props"]["choices"]]
+    assert [Path(label.split(" ")[0]).name for label in labels] == ["song.pt", "song_b.pt"]
+    assert picker["props"]["interactive"] is True
+    values = {"lrc": LRC, "style_text": "folk", "seed": "2"}
+    takes = []
+    for label in labels:
+        status, items = outputs(call(client, app, SONG, values, model=label))
+        manifest = json.loads(Path(next(f for f in items[0][2] if f.endswith(".json"))).read_text())
+        assert manifest["checkpoint"]["path"] == str(Path(label.split(" ")[0]).resolve())
+        takes.append(sf.read(items[0][0])[0])
+    assert not np.allclose(takes[0], takes[1])  # two models, same seed: two songs
+
+
 def test_instrumental_and_flac(app, client):
     status, items = outputs(call(client, app, SONG, {"style_text": "folk", "seed": "1"}, fmt="flac",
                                  chosen={"lyrics (one of)": "instrumental"}))
@@ -138,6 +155,12 @@ def test_edit_tab_regenerates_the_spans_of_an_uploaded_song(app, client, tmp_pat
     assert manifest["request"]["segments"] == [[0.4, 0.8]]
     bad = call(client, app, EDIT, {**values, "segments": "0.4-0.8"}, endpoint="check")[0]
     assert "Error:" in bad and "give spans in seconds" in bad
+    both = call(client, app, EDIT, {**values, "continue_seconds": "0.3"}, endpoint="check")[0]
+    assert "edit segments and continuation are separate modes" in both
+    status, items = outputs(call(client, app, EDIT, {**values, "segments": "", "continue_seconds": "0.3"}))
+    assert "1 output(s)" in status, status
+    wav, sr = sf.read(items[0][0])
+    assert abs(len(wav) / sr - 1.5) < 0.02  # the song and 0.3 s after it
 
 
 def test_speech_tab_clones_the_reference_voice(app, client, tmp_path):
@@ -168,10 +191,10 @@ def test_cancel_stops_a_long_job_and_writes_nothing(app, client):
     job = client.submit(*tab(app, SONG).arguments({"lrc": LRC, "style_text": "folk", "steps": "5000"}), "wav",
                         api_name=f"/{SONG}_generate")
     deadline = time.time() + 60
-    while service.board.running() is None and time.time() < deadline:
-        time.sleep(0.05)
+    while not any((p.desc or "").startswith("sampling") for p in job.status().progress_data or []):
+        assert time.time() < deadline, "no progress reached the page"
+        time.sleep(0.1)
     assert service.board.running() is not None
-    time.sleep(0.3)
     started = time.time()
     message = client.predict(api_name=f"/{SONG}_cancel")
     status, items = outputs(job.result(timeout=60))

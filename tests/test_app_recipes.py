@@ -222,3 +222,24 @@ def test_a_checkpoint_is_built_once(tmp_path):
     service = Service([model], tmp_path / "out", settings)
     outcome = service.generate(model.label, {"lrc": LRC, "style_text": "folk", "seed": 3}, "s")
     assert outcome.ok and outcome.items[0].audio.is_file()
+
+
+def test_a_published_folder_is_served_per_request(tmp_path):
+    from test_generate_pretrained import LRC as PUBLISHED_LRC
+    from test_generate_pretrained import build_published_folder
+
+    from toolkit.app.served import serve_folder
+
+    folder = build_published_folder(tmp_path / "published")
+    with pytest.raises(RequestError, match="--variant base or --variant full"):
+        serve_folder(folder)  # the CLI's message: base and v1.0 full look alike
+    model = serve_folder(folder, options={"variant": "base", "unknown": 1})
+    assert model.kind == "pretrained" and model.recipe == "diffrhythm" and model.options == {"variant": "base"}
+    settings = Settings(torch.device("cpu"), "fp32", torch.float32)
+    service = Service([model], tmp_path / "out", settings)
+    outcome = service.generate(model.label, {"lrc": PUBLISHED_LRC, "style_text": "folk, acoustic guitar",
+                                             "length": 0.1, "steps": 2, "seed": 4}, "s")
+    assert outcome.ok, outcome.message
+    manifest = json.loads(outcome.items[0].manifest.read_text())
+    assert manifest["checkpoint"]["kind"] == "pretrained" and manifest["checkpoint"]["variant"] == "base"
+    assert manifest["checkpoint"]["weights"] == "published"

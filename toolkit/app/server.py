@@ -4,6 +4,7 @@ on 127.0.0.1 unless asked otherwise, with a warning when it listens beyond this 
 from __future__ import annotations
 
 import ipaddress
+import logging
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ from typing import Any
 from .offline import OfflinePage, set_offline_env
 from .service import Service
 
+log = logging.getLogger(__name__)
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7860
 
@@ -55,6 +57,9 @@ def launch(service: Service, host: str = DEFAULT_HOST, port: int | None = DEFAUL
            compare_folders: Sequence[str] = (), block: bool = True, title: str = "toolkit") -> Running:
     """Build the page and serve it; with block=False return once it is up (tests, screenshots)."""
     set_offline_env()
+    warning = exposure_warning(host)
+    if warning:
+        log.warning(warning)
     if port is not None:
         check_port(host, port)
     from starlette.middleware import Middleware
