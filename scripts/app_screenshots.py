@@ -71,8 +71,10 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="app-shots-"))
     work.mkdir(parents=True, exist_ok=True)
-    out = Path(args.out)
+    out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
+    os.chdir(work)  # the page shows paths as given: short ones
+    work = Path(".")
 
     import torch
     from selenium.webdriver.common.by import By
@@ -89,8 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     talk = serve_checkpoint(make_checkpoint(work / "speech_tiny.pt", config=tiny_config()), settings=settings)
     service = Service([song, talk], work / "out", settings)
     report = report_folder(service, song, work)
-    reference = write_tone(work / "my_song.wav", seconds=1.5)
-    voice = speech(work / "my_voice.wav", seconds=1.0)
+    reference = write_tone(work / "my_song.wav", seconds=1.5).resolve()
+    voice = str(Path(speech(work / "my_voice.wav", seconds=1.0)).resolve())
     running = launch(service, port=free_port(), compare_folders=[str(report)], block=False)
 
     def shot(driver, name: str, element_id: str | None = None) -> None:
@@ -157,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
             shot(d, "compare")
     finally:
         running.close()
-    print(f"work folder: {work}")
+    print(f"work folder: {Path.cwd()}")
     return 0
 
 
