@@ -334,3 +334,12 @@ def test_the_cli_refuses_bad_arguments_in_one_line(capsys, app, tmp_path):
     port = int(app[0].url.rsplit(":", 1)[1].strip("/"))
     assert main(["--ckpt", str(app[2] / "song.pt"), "--port", str(port)]) == 2
     assert "is another app using it" in capsys.readouterr().err
+
+
+def test_plain_lyrics_show_the_lines_as_timed(app, client):
+    values = {"lrc": "[00:00.05]a stale line in the LRC editor", "lyrics": "first line\nsecond line",
+              "style_text": "folk", "length": "1.0"}
+    status, lines = call(client, app, SONG, values, endpoint="check", chosen={"lyrics (one of)": "lyrics"})
+    assert "Ready" in status
+    assert "Lines as timed" in lines and "stale" not in lines
+    assert "[00:00.00]first line" in lines and "[00:00.50]second line" in lines

@@ -10,6 +10,7 @@ and the audio + manifest files. Every input change re-checks the request with th
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -215,7 +216,8 @@ class RecipeTab:
                 parsed = field_value(opt, text) or []
             except RequestError:
                 parsed = []
-            target = self.service.out_root / "pictures" / f"{Path(path).stem}_spans.png"
+            key = hashlib.sha256(f"{path}|{text}".encode()).hexdigest()[:12]
+            target = self.service.out_root / "pictures" / f"{Path(path).stem}_{key}.png"
             return str(marked_waveform(path, target, parsed))
 
         for trigger in (song.change, marks.change):
@@ -254,11 +256,15 @@ class RecipeTab:
         out = []
         raw = dict(zip([f.option.field for f in self.fields.values() if f.component is not None],
                        list(values)[1 + len(self.choices):], strict=True))
+        chosen = dict(zip(self.choices, list(values)[1:1 + len(self.choices)], strict=True))
         for name in self.editors:
             notes = [n for n in outcome.notes if n.field == name]
-            text = raw.get(name) or ""
+            group = self.fields[name].option.group
+            # another field of its one-of group is picked (plain lyrics): show the lines validation made of it
+            text = (raw.get(name) or "") if chosen.get(group, name) == name else ""
             rows = lrc_rows(text, notes) if text.strip() or notes else []
-            out.append(rows_html(rows, "Lines") if rows else "")
+            title = "Lines" if text.strip() else "Lines as timed"
+            out.append(rows_html(rows, title) if rows else "")
         return out
 
     def _wire(self, copy_from: RecipeTab | None) -> None:
