@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ from .values import (
     tabs_of,
 )
 
+log = logging.getLogger(__name__)
 SETTINGS_GROUPS = ("generation", "output")
 CONTENT_KINDS = ("text", "text_file", "path")
 MAX_VARIANTS = 12
@@ -142,6 +144,7 @@ class RecipeTab:
             if group.one_of:
                 first = group.options[0].field
                 self.choices[group.name] = gr.Radio([(label_of(o), o.field) for o in group.options], value=first,
+                                                    label=group.title,
                                                     show_label=False, elem_id=f"{self.prefix}-{_slug(group.title)}")
             for opt in group.options:
                 with gr.Column(visible=not group.one_of or opt.field == group.options[0].field) as box:
@@ -218,7 +221,11 @@ class RecipeTab:
                 parsed = []
             key = hashlib.sha256(f"{path}|{text}".encode()).hexdigest()[:12]
             target = self.service.out_root / "pictures" / f"{Path(path).stem}_{key}.png"
-            return str(marked_waveform(path, target, parsed))
+            try:
+                return str(marked_waveform(path, target, parsed))
+            except Exception:  # an unreadable upload: the check says why; no picture
+                log.exception("drawing %s failed", path)
+                return None
 
         for trigger in (song.change, marks.change):
             trigger(draw, [song, marks], picture, trigger_mode="always_last")
@@ -347,6 +354,12 @@ class RecipeTab:
         inputs = self.inputs
 
         def fill(*values: Any) -> list[Any]:
+            try:
+                return filled(*values)
+            except RequestError as err:
+                return [gr.update(), gr.update(), f'<span class="tk-status-error">**Error:** {err}</span>']
+
+        def filled(*values: Any) -> list[Any]:
             label, data = self._read(values)
             raw = list(values)[1 + len(self.choices):]
             named = dict(zip([f.option.field for f in self.fields.values() if f.component is not None], raw,
