@@ -121,7 +121,7 @@ class RecipeTab:
                     with gr.Row():
                         self.run = gr.Button("Generate", variant="primary", elem_id=f"{self.prefix}-generate")
                         self.stop = gr.Button("Cancel", variant="stop", elem_id=f"{self.prefix}-cancel")
-                    self.status = gr.Markdown("", elem_id=f"{self.prefix}-status")
+                    self.status = gr.Markdown("", elem_id=f"{self.prefix}-status", min_height=70)
                     for i in range(self.service.max_outputs):  # each output: player and files, its spectrogram
                         with gr.Row(equal_height=False):
                             with gr.Column(min_width=240):
