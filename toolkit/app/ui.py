@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import html
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -59,12 +60,14 @@ def theme() -> Any:
 
 
 def status_markdown(outcome: Outcome, what: str = "") -> str:
+    """The status line: the error (escaped: it may quote the user's text), or the result and its warnings."""
+    message = html.escape(outcome.message, quote=False)
     if not outcome.ok:
         if outcome.message.startswith("cancelled"):
-            return f"**Cancelled:** {outcome.message[len('cancelled: '):]}"
-        return f'<span class="tk-status-error">**Error:** {outcome.message}</span>'
-    lines = [f"**{what or outcome.message}**"]
-    lines += [f"- warning: {w}" for w in outcome.warnings]
+            return f"**Cancelled:** {message[len('cancelled: '):]}"
+        return f'<span class="tk-status-error">**Error:** {message}</span>'
+    lines = [f"**{html.escape(what, quote=False) if what else message}**"]
+    lines += [f"- warning: {html.escape(w, quote=False)}" for w in outcome.warnings]
     return "\n".join(lines)
 
 
