@@ -21,6 +21,7 @@ from test_generate_fixtures import make_checkpoint
 from toolkit.app.browser import chromium, field, off_machine, requests_made, served_file, type_into, wait_for
 from toolkit.app.server import free_port
 
+pytestmark = pytest.mark.e2e  # a server in a subprocess and a browser (left out of make test-fast)
 REPO = Path(__file__).resolve().parents[1]
 TAB = "diffrhythm_main"
 SECONDS = 1.2
