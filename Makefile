@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export HF_HUB_OFFLINE := 1
 
-.PHONY: install test test-fast demo bench lint clean-exp
+.PHONY: install test test-fast demo app bench lint clean-exp
 LINTED := toolkit tests benchmarks egs scripts
 
 install:
@@ -22,6 +22,14 @@ test-fast: install
 
 demo: install
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash egs/diffrhythm/run.sh
+
+# The web app on the demo's checkpoint (after `make demo`): http://127.0.0.1:7860 (docs/app.md).
+# APP_CKPT=... serves another checkpoint; APP_ARGS="--port 8000 --compare DIR" passes more options.
+APP_CKPT ?= egs/diffrhythm/exp/default/checkpoints/last.pt
+APP_ARGS ?=
+app: install
+	@test -f "$(APP_CKPT)" || { echo "make app: $(APP_CKPT) does not exist: run make demo first (or make app APP_CKPT=FILE)"; exit 2; }
+	$(PY) -m toolkit.bin.app --ckpt "$(APP_CKPT)" --out egs/diffrhythm/exp/default/app $(APP_ARGS)
 
 bench: install
 	$(PY) benchmarks/bench_dit.py

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(espeak-ng fluidsynth timgm6mb-soundfont ffmpeg)
+APT_PACKAGES=(espeak-ng fluidsynth timgm6mb-soundfont ffmpeg chromium chromium-driver)
 VENV=${VENV:-.venv}
 PY=${PYTHON:-python3}
 STAMP="$VENV/.bootstrap-stamp"

@@ -4,7 +4,7 @@
               (and the top-level helpers) never import toolkit.models, toolkit.generation, toolkit.experiments
               or toolkit.bin; data/ and eval/ do not import conditioners/ (file formats live outside them);
   recipes     toolkit/models/<recipe>/ never imports another recipe, nor generation, experiments or bin;
-  serving     toolkit.generation and toolkit.experiments never import toolkit.bin;
+  serving     toolkit.generation, toolkit.experiments and toolkit.app (the web app) never import toolkit.bin;
   CLIs        only toolkit/bin imports toolkit.bin.
 Also: no file in toolkit/bin is over 300 lines, and no recipe's name appears in toolkit/bin.
 """
@@ -20,7 +20,8 @@ from golden import REPO_ROOT
 TOOLKIT = REPO_ROOT / "toolkit"
 COMPONENTS = ("modules", "backbones", "objectives", "codecs", "conditioners", "conditions", "training", "data",
               "eval")
-ABOVE_COMPONENTS = ("models", "generation", "experiments", "bin")
+SERVING = ("generation", "experiments", "app")
+ABOVE_COMPONENTS = ("models", *SERVING, "bin")
 
 
 def module_name(path: Path) -> str:
@@ -49,14 +50,14 @@ def imports_of(path: Path) -> list[tuple[int, str]]:
 
 
 def layer_of(module: str) -> tuple[str, str | None]:
-    """('components' | 'models' | 'generation' | 'experiments' | 'bin' | 'top', the sub-package)."""
+    """('components' | 'models' | 'generation' | 'experiments' | 'app' | 'bin' | 'top', the sub-package)."""
     parts = module.split(".")
     if len(parts) < 2:
         return "top", None
     first = parts[1]
     if first == "models":
         return "models", parts[2] if len(parts) > 2 else None
-    if first in ("generation", "experiments", "bin"):
+    if first in (*SERVING, "bin"):
         return first, None
     return "components", first
 
@@ -70,13 +71,13 @@ def violation(source: str, target: str) -> str | None:
         return "a component imports a recipe, the serving layer or a CLI"
     if src_layer == "components" and src_sub in ("data", "eval") and dst_sub == "conditioners":
         return "data/ and eval/ do not import conditioners/"
-    if src_layer == "models" and dst_layer in ("generation", "experiments"):
+    if src_layer == "models" and dst_layer in SERVING:
         return "a recipe imports the serving layer"
     if src_layer == "models" and dst_layer == "models" and src_sub and dst_sub and src_sub != dst_sub:
         shared = {"base", "requests", "factory"}
         if src_sub not in shared and dst_sub not in shared:
             return "one recipe imports another"
-    if src_layer in ("generation", "experiments") and dst_layer == "bin":
+    if src_layer in SERVING and dst_layer == "bin":
         return "the serving layer imports a CLI"
     return None
 
@@ -104,6 +105,9 @@ def test_layers_point_down():
     ("toolkit.models.f5tts.recipe", "toolkit.bin.common", "only toolkit/bin"),
     ("toolkit.generation.runner", "toolkit.bin.common", "only toolkit/bin"),
     ("toolkit.codecs.oobleck", "toolkit.generation.sources", "a component imports"),
+    ("toolkit.app.ui", "toolkit.bin.common", "only toolkit/bin"),
+    ("toolkit.models.diffrhythm.recipe", "toolkit.app.service", "a recipe imports the serving layer"),
+    ("toolkit.eval.songs", "toolkit.app.jobs", "a component imports"),
 ])
 def test_the_checker_catches_each_kind_of_violation(source, target, expected):
     assert expected in (violation(source, target) or "")

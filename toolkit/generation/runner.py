@@ -101,7 +101,10 @@ def already_generated(job: Job, paths: list[Path], model: dict, config: dict) ->
 
 
 class Progress:
-    """One tqdm bar per request over the ODE updates (of every chunk) and the decode."""
+    """One tqdm bar per request over the ODE updates (of every chunk), and the stages for a front end's own
+    callback `extra(stage, done, total)`: "sampling" after each ODE update, "decoding" after the last update of a
+    pass (the recipe decodes what it sampled next). The callback may raise to stop the job (a web app's cancel):
+    the exception leaves `recipe.generate` between two ODE updates and nothing is written."""
 
     def __init__(self, name: str, quiet: bool, extra: Callable[[str, int, int], None] | None = None):
         self.name, self.quiet, self.extra = name, quiet, extra
@@ -116,6 +119,8 @@ class Progress:
         self.bar.update(1)
         if self.extra is not None:
             self.extra("sampling", i + 1, n)
+            if i + 1 == n:
+                self.extra("decoding", 0, 1)
 
     def close(self) -> None:
         if self.bar is not None:
@@ -124,7 +129,9 @@ class Progress:
 
 def run_job(job: Job, recipe: Any, settings: RunSettings, model: dict, config: dict,
             progress: Callable[[str, int, int], None] | None = None) -> list[Path]:
-    """Generate one job and write its outputs; returns the paths written (audio and manifests)."""
+    """Generate one job and write its outputs; returns the paths written (audio and manifests). `progress(stage,
+    done, total)` hears "sampling", "decoding" (see Progress) and "writing" before each output; if it raises, the
+    job stops and no output of it stays."""
     from .. import __version__
     from ..eval.memory import peak_rss_mb
 
@@ -169,6 +176,8 @@ def run_job(job: Job, recipe: Any, settings: RunSettings, model: dict, config: d
         if len(paths) > 1:
             title = f"{title} ({i + 1}/{len(paths)})"
         try:
+            if progress is not None:
+                progress("writing", i, len(paths))
             written += save_song(path, result.audio[i].to(torch.float32), result.sample_rate, settings.fmt,
                                  title=title, lrc=job.checked.lrc, tag_fields=tags, manifest=manifest)
         except BaseException:  # nothing half-done stays: the batch's earlier files go too

@@ -14,13 +14,24 @@ field: no front-end code changes. Kinds:
   choice     one of `choices`                 --solver euler
   spans      [[start, end], ...] seconds      --segments "10:20,45:-1"
   mapping    name=value pairs (repeatable)    --condition bpm=96  (request files: a JSON object)
+
+Three declarations only the web app reads (the CLI ignores them):
+
+  editor="lrc"          the text is timed lyrics: the app edits it line by line, with the validator's LineNotes
+                        (and the LRC format's own findings: malformed, untimed, out of order) beside each line
+  fills="lrc", fill_label="time evenly"
+                        the app offers a button that runs the validator on a request holding this field and
+                        copies the field `fills` of the checked request into that field's editor (plain lyrics
+                        timed into an LRC, exactly as generation would time them)
+  tab="edit"            the option starts a mode of its own: the app gives the recipe a tab of that name showing
+                        these options beside every option without a tab (editing and continuation)
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +40,26 @@ OPTION_KEY = "toolkit_option"
 
 
 class RequestError(ValueError):
-    """A generation request that cannot be served; the message says what to change."""
+    """A generation request that cannot be served; the message says what to change. `notes`: the LineNotes
+    found before the error (which lines of the lyrics are after the end, unvoiceable, ...)."""
+
+    def __init__(self, message: str, notes: Sequence[LineNote] = ()):
+        super().__init__(message)
+        self.notes = list(notes)
+
+
+@dataclass(frozen=True)
+class LineNote:
+    """What validation found about one line of a multi-line option (an editor shows it beside the line): the
+    option's field, the line's time (None for untimed text) and text as validation read them, a level
+    ("ok", "info", "warning"), the status in a word or two and a sentence saying why."""
+
+    field: str
+    time: float | None
+    text: str
+    level: str
+    status: str
+    message: str = ""
 
 
 @dataclass(frozen=True)
@@ -44,15 +74,27 @@ class Option:
     choices: tuple[str, ...] = ()
     metavar: str | None = None
     aliases: tuple[str, ...] = ()  # other names a request file may use for the field
+    editor: str | None = None      # the web app's editor for the text ("lrc"); see the module docstring
+    fills: str | None = None       # the field the validator turns this one into (a button in the web app)
+    fill_label: str | None = None  # that button's words
+    tab: str | None = None         # the web app's tab of a mode of its own ("edit")
+
+
+EDITORS = ("lrc",)
 
 
 def option(help: str, *, kind: str = "text", flag: str | None = None, group: str = "generation",
-           choices: tuple[str, ...] = (), metavar: str | None = None, aliases: tuple[str, ...] = ()) -> dict:
+           choices: tuple[str, ...] = (), metavar: str | None = None, aliases: tuple[str, ...] = (),
+           editor: str | None = None, fills: str | None = None, fill_label: str | None = None,
+           tab: str | None = None) -> dict:
     """Field metadata declaring a request option (see the module docstring)."""
     if kind not in KINDS:
         raise ValueError(f"unknown option kind {kind!r}; one of {KINDS}")
+    if editor is not None and (editor not in EDITORS or kind not in ("text", "text_file")):
+        raise ValueError(f"editor={editor!r} needs a text option and one of {EDITORS}")
     return {OPTION_KEY: dict(kind=kind, help=help, flag=flag, group=group, choices=tuple(choices),
-                             metavar=metavar, aliases=tuple(aliases))}
+                             metavar=metavar, aliases=tuple(aliases), editor=editor, fills=fills,
+                             fill_label=fill_label, tab=tab)}
 
 
 def request_options(request_type: type) -> list[Option]:
@@ -64,7 +106,13 @@ def request_options(request_type: type) -> list[Option]:
             continue
         flag = meta["flag"] or "--" + f.name.replace("_", "-")
         out.append(Option(field=f.name, kind=meta["kind"], help=meta["help"], flag=flag, group=meta["group"],
-                          choices=meta["choices"], metavar=meta["metavar"], aliases=meta["aliases"]))
+                          choices=meta["choices"], metavar=meta["metavar"], aliases=meta["aliases"],
+                          editor=meta.get("editor"), fills=meta.get("fills"), fill_label=meta.get("fill_label"),
+                          tab=meta.get("tab")))
+    names = {o.field for o in out}
+    for o in out:
+        if o.fills is not None and o.fills not in names:
+            raise ValueError(f"{request_type.__name__}.{o.field}: fills={o.fills!r} names no option of the request")
     return out
 
 
@@ -110,13 +158,15 @@ class Checked:
     """A request after validation: the request to run (e.g. plain lyrics timed into an LRC), the warnings
     it earned (they also go into the song's manifest), the lyric lines it will sing as an LRC (for the
     lyrics tags; None when nothing is sung), text fields for the audio's tags (user files named, never by
-    path), and fields the manifest records (e.g. the LRC the model was given)."""
+    path), fields the manifest records (e.g. the LRC the model was given), and LineNotes (each lyric line's fate,
+    for an editor that shows them beside the lines)."""
 
     request: Any
     warnings: list[str] = dataclasses.field(default_factory=list)
     lrc: str | None = None
     tags: dict[str, str] = dataclasses.field(default_factory=dict)
     record: dict[str, Any] = dataclasses.field(default_factory=dict)
+    notes: list[LineNote] = dataclasses.field(default_factory=list)
 
 
 class RequestValidator:

@@ -24,10 +24,10 @@ class SongRequest:
 
     lrc: str | None = field(default=None, metadata=option(
         "time-stamped lyrics ([mm:ss.xx]line)", kind="text_file", flag="--lrc", group="lyrics (one of)",
-        metavar="FILE"))
+        metavar="FILE", editor="lrc"))
     lyrics: str | None = field(default=None, metadata=option(
         "plain lyrics, one line per line; timed evenly over the song", kind="text_file", group="lyrics (one of)",
-        metavar="FILE"))
+        metavar="FILE", fills="lrc", fill_label="time evenly"))
     instrumental: bool = field(default=False, metadata=option("no lyrics", kind="flag", group="lyrics (one of)"))
     style_text: str | None = field(default=None, metadata=option(
         'a text prompt, e.g. "folk, acoustic guitar, touching"', group="style (one of)", metavar="TEXT"))
@@ -48,13 +48,13 @@ class SongRequest:
         "random seed (default: a fresh one, written to the manifest); item i of a batch uses seed + i", kind="int"))
     batch: int = field(default=1, metadata=option("songs per request (all saved)", kind="int", metavar="N"))
     ref_song: str | None = field(default=None, metadata=option(
-        "the song to edit or continue", kind="path", group="editing and continuation", metavar="FILE"))
+        "the song to edit or continue", kind="path", group="editing and continuation", metavar="FILE", tab="edit"))
     segments: list[tuple[float, float]] | None = field(default=None, metadata=option(
         'spans to regenerate, in seconds: "[[10,20],[45,-1]]" or "10:20,45:-1" (-1 = start/end)', kind="spans",
-        group="editing and continuation", metavar="SPANS"))
+        group="editing and continuation", metavar="SPANS", tab="edit"))
     continue_seconds: float | None = field(default=None, metadata=option(
         "extend --ref-song by this many seconds", kind="float", flag="--continue", group="editing and continuation",
-        metavar="SECONDS", aliases=("continue",)))
+        metavar="SECONDS", aliases=("continue",), tab="edit"))
     title: str | None = field(default=None, metadata=option("song title (tags and file name)", group="output"))
     drop_conditions: bool = field(default=False, metadata=option(
         "generate with lyrics and style dropped and no guidance (the unconditional model)", kind="flag"))

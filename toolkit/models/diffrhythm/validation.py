@@ -17,7 +17,7 @@ from ...conditions import ConditionSet
 from ...io import describe_file
 from ...lrc import LrcLine, format_lrc, format_time, parse_lrc, plain_lines, time_evenly
 from ...protocols import OUT_FRAME_IDS
-from ..requests import Checked, RequestError, RequestValidator, codec_geometry
+from ..requests import Checked, LineNote, RequestError, RequestValidator, codec_geometry
 from .planning import edit_mask, plan_frames
 from .request import SongRequest
 
@@ -27,6 +27,28 @@ BASE_MAX_FRAMES = 2048  # the base model reads an LRC's last line as the end-of-
 def line_name(line: Any) -> str:
     text = line.text if len(line.text) <= 60 else line.text[:57] + "..."
     return f"[{format_time(line.time)}]{text}"
+
+
+def line_note(r: Any, seconds: float) -> LineNote:
+    """One lyric line's fate (a LinePlacement of the lyrics conditioner's report) as the web app shows it."""
+    if r.status == "after_end":
+        return LineNote("lrc", r.time, r.text, "warning", "after the end",
+                        f"starts after the end of the {seconds:.1f} s song: not sung (raise the length or fix "
+                        "the time)")
+    if r.status == "end_marker":
+        return LineNote("lrc", r.time, r.text, "warning" if r.text else "info", "end marker",
+                        "the base model reads the last line as the end of the song: not sung"
+                        + (" (add an empty final line to have it sung)" if r.text else ""))
+    if r.status == "gap":
+        return LineNote("lrc", r.time, r.text, "info", "gap", "no text: an instrumental gap")
+    if r.status == "silent":
+        script = f"{r.script} script" if r.script else "only punctuation or symbols"
+        return LineNote("lrc", r.time, r.text, "warning", "not voiceable",
+                        f"nothing the lyrics tokenizer can voice ({script}): not sung")
+    if r.status == "cut":
+        return LineNote("lrc", r.time, r.text, "warning", "cut",
+                        f"{r.placed} of its {r.tokens} phoneme tokens fit before the next line or the song's end")
+    return LineNote("lrc", r.time, r.text, "ok", "sung", f"{r.tokens} phoneme tokens")
 
 
 class SongValidator(RequestValidator):
@@ -55,7 +77,8 @@ class SongValidator(RequestValidator):
         edit_mask(request, self.frame_rate, frames, ref_frames)
         seconds = frames / self.frame_rate
         lrc = self.timed_lyrics(request, seconds)
-        sung_lrc = self.check_lyrics(lrc, frames, warnings) if lrc else None
+        notes: list[LineNote] = []
+        sung_lrc = self.check_lyrics(lrc, frames, warnings, notes) if lrc else None
         if request.style_audio and not request.drop_conditions:
             self.check_style_audio(request.style_audio)
         if self.style is not None and not request.drop_conditions and not self.style.loads_weights:
@@ -65,7 +88,8 @@ class SongValidator(RequestValidator):
             tags["REFERENCE"] = describe_file(request.ref_song)
         run = replace(request, lrc=None if request.instrumental else lrc, lyrics=None)
         # the manifest keeps the LRC even when it was dropped: evaluation compares the song with it
-        return Checked(run, warnings, None if request.drop_conditions else sung_lrc, tags, record={"lrc": run.lrc})
+        return Checked(run, warnings, None if request.drop_conditions else sung_lrc, tags, record={"lrc": run.lrc},
+                       notes=notes)
 
     # ------------------------------------------------------------------------------------------ lyrics
     def timed_lyrics(self, request: SongRequest, seconds: float) -> str | None:
@@ -82,9 +106,9 @@ class SongValidator(RequestValidator):
             timed.append(LrcLine(math.floor((seconds - 0.01) * 100) / 100, ""))
         return format_lrc(timed)
 
-    def check_lyrics(self, lrc: str, frames: int, warnings: list[str]) -> str:
-        """Errors for lyrics nothing would sing, warnings for each line that is left out or cut; -> the LRC of
-        the lines that are sung (what the synced-lyrics tag may show)."""
+    def check_lyrics(self, lrc: str, frames: int, warnings: list[str], notes: list[LineNote] | None = None) -> str:
+        """Errors for lyrics nothing would sing, warnings for each line that is left out or cut, and (into `notes`)
+        every line's fate; -> the LRC of the lines that are sung (what the synced-lyrics tag may show)."""
         seconds = frames / self.frame_rate
         parsed = parse_lrc(lrc).lines
         if not any(line.text for line in parsed):
@@ -93,12 +117,14 @@ class SongValidator(RequestValidator):
         if self.lyrics is None:  # a config without a lyrics condition: the text is kept for the tags only
             return format_lrc([line for line in parsed if line.text and line.time < seconds])
         report = self.lyrics.report(lrc, frames)
+        notes = [] if notes is None else notes
+        notes += [line_note(r, seconds) for r in report]
         texts = [r for r in report if r.text]
         late = [r for r in texts if r.status == "after_end"]
         if len(late) == len(texts):
             raise RequestError(f"every lyric line starts after the end of the {seconds:.1f} s song (first: "
                                f"{line_name(late[0])}); no voice would sing them: raise --length or fix the "
-                               "timestamps")
+                               "timestamps", notes)
         if late:
             warnings.append(f"{len(late)} lyric line(s) start after the end of the {seconds:.1f} s song and are not "
                             f"sung (first: {line_name(late[0])})")
@@ -113,9 +139,9 @@ class SongValidator(RequestValidator):
             if silent:
                 raise RequestError("no lyric line has anything the lyrics tokenizer can voice (first: "
                                    f"{line_name(silent[0])}); romanise the lyrics, or ask for an instrumental song "
-                                   "(--instrumental)")
+                                   "(--instrumental)", notes)
             raise RequestError("no lyric line is sung: this base model takes the LRC's last line as the end-of-song "
-                               "marker; add a final timestamp line (e.g. an empty one) after the last lyric")
+                               "marker; add a final timestamp line (e.g. an empty one) after the last lyric", notes)
         if marker:
             warnings.append(f"the last line {line_name(marker[0])} marks the end of the song for this base model and "
                             "is not sung; add an empty final line to have it sung")
