@@ -103,8 +103,9 @@ def run(model, sampler, problem: dict, options: dict) -> tuple[torch.Tensor, int
     backbone.to(dtype)
     started = time.perf_counter()
     with torch.inference_mode():
-        out = sampler.sample(model, problem["noise"].to(dtype), problem["cond"], problem["conditions"],
-                             negative_conditions=problem["negative_conditions"], dtype=dtype, **options)
+        # the model computes in `dtype`; the sampler integrates in the dtype it picks for it (fp32 for bf16)
+        out = sampler.sample(model, problem["noise"], problem["cond"], problem["conditions"],
+                             negative_conditions=problem["negative_conditions"], **options)
     seconds = time.perf_counter() - started
     backbone.to(torch.float32)
     return out.float(), sampler.last_nfe, seconds

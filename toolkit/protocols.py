@@ -110,6 +110,11 @@ class Codec(nn.Module, ABC):
                 "hop_length": int(codec.hop_length), "latent_dim": int(codec.latent_dim),
                 "frame_rate": codec.sample_rate / codec.hop_length}
 
+    def set_compute_dtype(self, dtype: str | torch.dtype) -> None:
+        """The number format the codec computes in; a codec that only computes in fp32 refuses others."""
+        if dtype not in ("fp32", "float32", torch.float32):
+            raise ValueError(f"the {type(self).__name__} codec computes in fp32 only, not {dtype}")
+
     @abstractmethod
     def encode(self, wav: torch.Tensor) -> torch.Tensor:
         """[B, C, N] audio at `sample_rate` -> [B, T, D] latents."""

@@ -174,6 +174,7 @@ class DiffRhythmDiT(Backbone):
                 time: torch.Tensor, drop: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
         b, t, _ = x.shape
         drop_audio, drop_lyrics, drop_style = drop_masks(drop, DROP_GROUPS, b, x.device)
+        out_dtype, x = x.dtype, x.to(self.proj_out.weight.dtype)  # a bf16 model may be integrated in fp32
 
         lyrics = conditions["lyrics"]
         if lyrics.shape != (b, t):
@@ -186,7 +187,10 @@ class DiffRhythmDiT(Backbone):
         if drop_audio is not None:
             cond = cond.masked_fill(drop_audio[:, None, None], 0.0)
 
-        time = torch.as_tensor(time, device=x.device, dtype=x.dtype)  # an fp16 model embeds fp16 times
+        # an fp16 model embeds fp16 times, as upstream; bf16 keeps fp32 times (rounding t to bf16's 8-bit
+        # mantissa alone moved the released-size output by ~7 %, docs/performance.md)
+        time_dtype = torch.float32 if x.dtype == torch.bfloat16 else x.dtype
+        time = torch.as_tensor(time, device=x.device, dtype=time_dtype)
         c = self.condition_vector(time, conditions, b)
         text, fusions = self.lyric_features(lyrics, drop_lyrics)
         parts = [x, cond, text, style[:, None, :].expand(b, t, -1), c[:, None, :].expand(b, t, -1)]
@@ -199,7 +203,7 @@ class DiffRhythmDiT(Backbone):
             h = block(h, rope)
             if i < len(fusions):
                 h = h + fusions[i]
-        return self.proj_out(self.norm_out(h, c))
+        return self.proj_out(self.norm_out(h, c.to(h.dtype))).to(out_dtype)
 
     def lyric_features(self, lyrics: torch.Tensor, drop: torch.Tensor | None) -> tuple[torch.Tensor, list]:
         """The lyric embedding and the fusion adds of the first half-blocks: they depend neither on the flow

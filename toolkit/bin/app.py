@@ -88,8 +88,8 @@ def _main(argv: list[str]) -> int:
     from toolkit.optional import require
 
     device = pick_device(args.device)
-    dtype_name, dtype, reason = pick_dtype(args.dtype, device)
-    settings = Settings(device, dtype_name, dtype, reason, args.no_chunked)
+    dit = pick_dtype(args.dtype, device, "dit")
+    settings = Settings(device, dit.name, dit.dtype, dit.reason, args.no_chunked)
     service = Service(served_models(args, settings), Path(args.out), settings)
     for folder in args.compare:
         from toolkit.app.compare import find_report

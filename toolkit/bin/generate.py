@@ -54,7 +54,9 @@ def base_parser(add_help: bool) -> argparse.ArgumentParser:
     run.add_argument("--requests", metavar="FILE.jsonl", help="batch mode: one JSON request per line; --out is "
                      "then a folder; other options become defaults of every line")
     run.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, mps or auto (default)")
-    run.add_argument("--dtype", default="auto", help="auto (default), fp32, bf16 or fp16: the model's number format")
+    run.add_argument("--dtype", default="auto", help="auto (default), fp32, bf16 or fp16: the model's number format; "
+                     "auto decides from what the device has (docs/performance.md), and says why")
+    run.add_argument("--codec-dtype", default="auto", help="auto (default), fp32 or bf16: the codec's")
     run.add_argument("--format", choices=("wav", "flac", "mp3", "ogg"), help="audio format (default: from --out, "
                      "else wav)")
     run.add_argument("--out", metavar="PATH", default="generated",
@@ -177,8 +179,9 @@ def _main(argv: list[str]) -> int:
     out = Path(args.out)
     fmt, single_file = runner.output_format(out, args.format)
     device = pick_device(args.device)
-    dtype_name, dtype, reason = pick_dtype(args.dtype, device)
-    settings = runner.RunSettings(out, fmt, single_file, device, dtype_name, reason, args.quiet)
+    dit, codec = pick_dtype(args.dtype, device, "dit"), pick_dtype(args.codec_dtype, device, "codec")
+    settings = runner.RunSettings(out, fmt, single_file, device, dit.name, dit.reason, args.quiet, codec.name,
+                                  codec.reason)
     jobs = make_jobs(args, recipe_cls, single_file)
     first = next((j.request for j in jobs if j.request is not None), None)
     source = resolve(args, recipe_cls and sources.recipe_name(recipe_cls), recipe_cls, first)
@@ -193,7 +196,9 @@ def _main(argv: list[str]) -> int:
         for job in done:
             print(f"{PROG}: {job.origin} ({job.name}): already generated, skipped", file=sys.stderr)
         todo = [j for j in todo if j not in done]
-    built = sources.build(source, device, dtype) if todo else None
+    if todo and not args.quiet:  # after every check: bad input stays one line
+        print(f"{PROG}: model in {dit.name} ({dit.reason}); codec in {codec.name}", file=sys.stderr)
+    built = sources.build(source, device, dit.dtype, codec.dtype) if todo else None
     model = source.record() if todo else model  # now with the weights used
     failed = 0
     for job in todo:

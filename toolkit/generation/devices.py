@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import sys
+
 import torch
 
 from ..models.requests import RequestError
 
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def pick_device(name: str) -> torch.device:
@@ -27,16 +28,19 @@ def pick_device(name: str) -> torch.device:
     return torch.device("cpu")
 
 
-def pick_dtype(name: str | None, device: torch.device) -> tuple[str, torch.dtype, str]:
-    """(name, dtype, reason) for the trainable part of the model."""
-    if name is None or name == "auto":
-        if device.type == "cuda":
-            name = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-            return name, DTYPES[name], f"auto: CUDA device {'with' if name == 'bf16' else 'without'} bf16"
-        return "fp32", torch.float32, "auto: fp32 on this device"
-    if name not in DTYPES:
-        raise RequestError(f"--dtype {name}: choose auto, {', '.join(DTYPES)}")
-    reason = "asked for"
-    if device.type == "cpu" and name == "fp16":
-        reason += "; fp16 on a CPU is very slow (no native fp16 arithmetic): fp32 or bf16 is the right choice"
-    return name, DTYPES[name], reason
+def pick_dtype(requested: str | None, device: torch.device, component: str = "dit"):
+    """The number format of a component ("dit": the trainable part; "codec") as toolkit.precision decides it
+    from what the device has (never a timing); -> a DtypeChoice (dtype, name, reason, ...)."""
+    import warnings
+
+    from ..precision import choose_dtype
+
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            choice = choose_dtype(requested or "auto", device, component=component)
+    except ValueError as err:
+        raise RequestError(f"--dtype {requested}: {err}") from None
+    for warning in caught:
+        print(f"warning: {warning.message}", file=sys.stderr)
+    return choice

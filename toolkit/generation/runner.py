@@ -34,6 +34,8 @@ class RunSettings:
     dtype_name: str
     dtype_reason: str = ""
     quiet: bool = False
+    codec_dtype_name: str = "fp32"
+    codec_dtype_reason: str = ""
 
 
 def output_paths(job: Job, settings: RunSettings) -> list[Path]:
@@ -163,7 +165,9 @@ def run_job(job: Job, recipe: Any, settings: RunSettings, model: dict, config: d
             **job.checked.record,
             "condition": result.info.get("condition", "full"), "steps": steps, "guidance": guidance,
             "level": result.info.get("level"), "toolkit_version": __version__, "device": str(settings.device),
-            "dtype": settings.dtype_name, "dtype_reason": settings.dtype_reason, "sample_rate": result.sample_rate,
+            "dtype": settings.dtype_name, "dtype_reason": settings.dtype_reason,
+            "codec_dtype": settings.codec_dtype_name, "codec_dtype_reason": settings.codec_dtype_reason,
+            "sample_rate": result.sample_rate,
             "frames": result.info.get("frames"), "weights": model.get("weights"), "adapters": adapters,
         }
         tags = {**job.checked.tags, "SEED": str(item_seed), "STEPS": str(steps),

@@ -135,8 +135,10 @@ def codec_takes(cfg: Any, argument: str) -> bool:
     return argument in inspect.signature(CODECS.get(name).__init__).parameters
 
 
-def build(source: ModelSource, device: torch.device, dtype: torch.dtype) -> Any:
-    """The recipe with its weights, in eval mode on `device` (the trainable part in `dtype`)."""
+def build(source: ModelSource, device: torch.device, dtype: torch.dtype,
+          codec_dtype: torch.dtype = torch.float32) -> Any:
+    """The recipe with its weights, in eval mode on `device` (the trainable part in `dtype`, the codec computing
+    in `codec_dtype`)."""
     if source.kind == "pretrained":
         recipe = source.recipe_cls.load_pretrained(source.cfg, source.info | {"path": source.path})
         source.weights = "published"
@@ -151,6 +153,10 @@ def build(source: ModelSource, device: torch.device, dtype: torch.dtype) -> Any:
         source.weights = "ema" if use_ema else "model"
     recipe.eval()
     recipe.to_device(device, dtype)
+    try:
+        recipe.codec.set_compute_dtype(codec_dtype)
+    except ValueError as err:
+        raise SourceError(f"--codec-dtype: {err}") from None
     for conditioner in recipe.conditions.values():  # models a conditioner loads itself run beside the DiT
         if isinstance(getattr(conditioner, "device", None), torch.device):
             conditioner.device = device

@@ -25,6 +25,7 @@ from ..audio import fit_level
 from ..conditions import ConditionSet, Span
 from ..conditions.spec import field_value
 from ..objectives.cfm import override_draws
+from ..objectives.samplers import integration_dtype
 from ..protocols import Codec, Recipe, StepContext
 from ..registry import BACKBONES, CODECS, OBJECTIVES, SAMPLERS
 from .requests import Option, RequestValidator
@@ -180,7 +181,7 @@ class FlowRecipe(CodecRecipe):
         arguments the request sets (steps, cfg_strength, ...); dropped: no guidance (the unconditional
         model); extra: more backbone entries for every item (a frame mask).
         """
-        device, dtype = self.device, self.dtype
+        device, dtype = self.device, integration_dtype(self.dtype)
         latent_dim = self.codec.latent_dim
         null = self.dropped_conditions() if dropped else []
         batched = {name: self.conditions[name].collate([value] * batch) for name, value in prepared.items()}

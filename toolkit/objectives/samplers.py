@@ -55,10 +55,17 @@ def check_interval(interval: tuple[float, float] | list[float]) -> tuple[float, 
     return lo, hi
 
 
+def integration_dtype(param_dtype: torch.dtype) -> torch.dtype:
+    """The dtype the ODE is integrated in for a model of `param_dtype`: the model's own, as upstream's fp16
+    inference does, except bf16, whose 8-bit mantissa would round the flow times and the state (a bf16 model
+    integrates in fp32 and computes in bf16)."""
+    return torch.float32 if param_dtype == torch.bfloat16 else param_dtype
+
+
 def _param_dtype(module: torch.nn.Module) -> torch.dtype:
     for p in module.parameters():
         if p.is_floating_point():
-            return p.dtype
+            return integration_dtype(p.dtype)
     return torch.float32
 
 
