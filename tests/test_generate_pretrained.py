@@ -62,7 +62,7 @@ def test_the_config_is_read_off_the_files(folder):
     assert cfg["backbone"] == {"type": "dit_diffrhythm", "dim": 128, "depth": 2, "ff_mult": 2, "text_dim": 512,
                                "conv_layers": 1, "text_num_embeds": 363, "style_dim": 512, "num_heads": 32,
                                "duration_embed": False}
-    assert cfg["codec"]["type"] == "oobleck" and cfg["codec"]["scripted_path"] == str(files.vae)
+    assert cfg["codec"]["type"] == "oobleck" and cfg["codec"]["weights"] == str(files.vae)
     assert cfg["codec"]["latent_dim"] == 8 and cfg["codec"]["strides"] == [2, 4, 4] and cfg["codec"]["chunked"]
     conditions = cfg["conditions"]
     assert conditions["style"]["conditioner"]["type"] == "style_mulan"

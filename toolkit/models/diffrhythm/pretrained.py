@@ -274,7 +274,9 @@ def pretrained_config(root: str | Path, variant: str | None = None, seconds: flo
     cfg = {
         "recipe": "diffrhythm",
         "max_frames": VARIANTS[dit_variant]["max_frames"],
-        "codec": {"type": "oobleck", "scripted_path": str(files.vae), "chunked": bool(chunked), **vae},
+        # the TorchScript file converted into the native module: the fast decode (and bf16) run on it, parity-
+        # tested against the file run as it is (codec.scripted_path=... runs it unconverted)
+        "codec": {"type": "oobleck", "weights": str(files.vae), "chunked": bool(chunked), **vae},
         "backbone": {"type": "dit_diffrhythm", **size, "num_heads": 32,
                      "duration_embed": VARIANTS[dit_variant]["duration_embed"]},
         "conditions": published_conditions(style, VARIANTS[dit_variant]["duration_embed"]),
@@ -313,17 +315,20 @@ def _tensors(module: torch.nn.Module):
 def build_published_recipe(cfg: Mapping[str, Any], dit_path: str | Path):
     """The recipe with the published DiT loaded, without first initialising 1.1 B random weights.
 
-    The recipe is built under the meta device (the TorchScript VAE and the lazily loaded MuQ-MuLan
-    stay real), the DiT is materialised empty and filled from the file. If anything else ended up on
+    The recipe is built under the meta device (the lazily loaded MuQ-MuLan stays real; the VAE, which
+    loads its weights, is rebuilt for real), the DiT is materialised empty and filled from the file. If anything else ended up on
     the meta device, the recipe is built the ordinary way instead.
     """
     from ..factory import build_recipe
 
     with torch.device("meta"):
         recipe = build_recipe(cfg)
+    if any(t.is_meta for t in _tensors(recipe.codec)):  # a codec that loads its weights is built for real
+        from ...registry import CODECS
+
+        recipe.set_codec(CODECS.build(cfg["codec"]))
     transformer = recipe.transformer
     rest = [t for name, m in recipe.named_children() if m is not transformer for t in _tensors(m)]
-    rest += list(_tensors(recipe.codec))
     if any(t.is_meta for t in rest):
         recipe = build_recipe(cfg)
     else:
