@@ -67,8 +67,12 @@ def run_dtype(model, name: str, dtype: torch.dtype, batches: list[int], frames: 
         times, rates, fractions, first = [], [], [], None
         with torch.inference_mode():
             for i in range(repeats + 1):
-                box = {}
-                elapsed, mm = timed_against_matmul(lambda: box.update(out=model(x, cond, conditions, t)), dtype)
+                box: dict = {}
+
+                def forward(box=box, x=x, cond=cond, conditions=conditions, t=t):
+                    box.update(out=model(x, cond, conditions, t))
+
+                elapsed, mm = timed_against_matmul(forward, dtype)
                 first = box["out"].float() if first is None else first
                 rate = flops / elapsed / 1e9
                 if i > 0:

@@ -78,7 +78,7 @@ def test_timing_fermatas_and_phrases():
     written = [n for n in corpus.parse("bach/bwv3.6").parts[0].stripTies().flatten().notes
                if any(type(e).__name__ == "Fermata" for e in n.expressions)]
     assert [round(n.duration / beat, 6) for n in held] == [2 * float(w.quarterLength) for w in written]
-    for phrase, end_note in zip(piece.phrases, held):
+    for phrase, end_note in zip(piece.phrases, held, strict=False):
         assert phrase.end == pytest.approx(end_note.onset + end_note.duration)
     assert all(p.text and p.text[0].isalpha() for p in piece.phrases)
     short = load_piece("bwv3.6", bpm=84, max_seconds=20, breath_beats=0.0)
@@ -91,11 +91,11 @@ def test_every_voice_breathes_after_a_fermata():
     plain = load_piece("bwv3.6", bpm=84, max_seconds=None, breath_beats=0.0)
     breathing = load_piece("bwv3.6", bpm=84, max_seconds=None, breath_beats=1.0)
     # the k-th phrase starts k beats later; fermata notes keep their length
-    for k, (a, b) in enumerate(zip(plain.phrases, breathing.phrases)):
+    for k, (a, b) in enumerate(zip(plain.phrases, breathing.phrases, strict=False)):
         assert b.text == a.text and b.start == pytest.approx(a.start + k * beat)
         assert b.end - b.start == pytest.approx(a.end - a.start)
     # between a phrase's end and the next phrase's start no voice sounds (the pause the LRC line follows)
-    for prev, nxt in zip(breathing.phrases, breathing.phrases[1:]):
+    for prev, nxt in zip(breathing.phrases, breathing.phrases[1:], strict=False):
         assert nxt.start - prev.end == pytest.approx(beat)
         for part in breathing.parts:
             assert not any(n.onset < nxt.start - 1e-9 and n.onset + n.duration > prev.end + 1e-9 for n in part)

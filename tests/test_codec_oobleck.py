@@ -70,7 +70,8 @@ def test_mismatched_weights_are_reported(tmp_path, kwargs, weights):
     torch.save(state, path)
     with pytest.raises(WeightsMismatchError) as err:
         OobleckCodec(**kwargs, weights=str(path))
-    assert "missing keys (in the model, not in the file) (1)" in str(err.value) and "decoder.layers.0.bias" in str(err.value)
+    assert "missing keys (in the model, not in the file) (1)" in str(err.value)
+    assert "decoder.layers.0.bias" in str(err.value)
     assert "unexpected keys (in the file, not in the model) (1)" in str(err.value) and "decoder.extra" in str(err.value)
     # a wrong architecture: wrong shapes are listed and the file's own architecture is suggested
     torch.save(weights, path)

@@ -32,7 +32,10 @@ def test_rope_scores_depend_on_relative_position_only():
         rope = RotaryEmbedding(8, style=style)
         cos, sin = rope(12)
         q, k = torch.randn(8), torch.randn(8)
-        score = lambda i, j: apply_rotary(q, cos[i], sin[i], style) @ apply_rotary(k, cos[j], sin[j], style)
+
+        def score(i, j, q=q, k=k, cos=cos, sin=sin, style=style):
+            return apply_rotary(q, cos[i], sin[i], style) @ apply_rotary(k, cos[j], sin[j], style)
+
         assert torch.allclose(score(3, 1), score(10, 8), atol=1e-5)
         assert not torch.allclose(score(3, 1), score(3, 2), atol=1e-3)
 

@@ -113,7 +113,7 @@ def test_batch_requests_plain_lyrics_editing_continuation_and_a_bad_line(ckpt, i
         {"id": "more", "instrumental": True, "ref_song": "ref.wav", "continue": 0.3},
     ]
     requests = inputs / "requests.jsonl"
-    requests.write_text("\n".join(l if isinstance(l, str) else json.dumps(l) for l in lines) + "\n")
+    requests.write_text("\n".join(line if isinstance(line, str) else json.dumps(line) for line in lines) + "\n")
     status, err = run(["--ckpt", ckpt, "--requests", requests, "--style-text", "folk", "--steps", "2", "--quiet",
                        "--format", "flac", "--out", tmp_path / "songs", "--seed", "5"], capsys)
     assert status == 1, err

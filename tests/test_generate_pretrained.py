@@ -146,6 +146,7 @@ def test_generate_from_the_published_layout(folder, tmp_path):
     assert len(manifest["checkpoint"]["files"]["vae"]["sha256"]) == 16
     assert manifest["config"]["codec"]["type"] == "oobleck"
     assert manifest["config"]["conditions"]["style"]["conditioner"]["type"] == "style_mulan"
-    assert manifest["steps"] == 2 and manifest["guidance"] == 4.0 and manifest["seconds"] == pytest.approx(frames / (44100 / 32))
+    assert manifest["steps"] == 2 and manifest["guidance"] == 4.0
+    assert manifest["seconds"] == pytest.approx(frames / (44100 / 32))
     tags = mutagen.File(str(out / "Tiny.wav")).tags
     assert [t for t, _ in tags.getall("SYLT")[0].text] == ["hello world", "la la la"]

@@ -48,7 +48,7 @@ def test_distances_grow_monotonically_with_the_shift():
     direction[3] = 1.0
     fd = [frechet_distance(x, x + s * direction) for s in (0.0, 0.5, 1.0, 2.0, 4.0)]
     kd = [kernel_distance(x, y + s * direction) for s in (0.0, 0.5, 1.0, 2.0, 4.0)]
-    assert all(a < b for a, b in zip(fd, fd[1:])) and all(a < b for a, b in zip(kd, kd[1:]))
+    assert all(a < b for a, b in zip(fd, fd[1:], strict=False)) and all(a < b for a, b in zip(kd, kd[1:], strict=False))
     # A pure shift leaves the covariances equal: the Frechet distance is the squared shift.
     assert fd[3] == pytest.approx(4.0, rel=1e-9) and fd[4] == pytest.approx(16.0, rel=1e-9)
 
@@ -90,7 +90,8 @@ def test_cosine_and_registered_metrics():
     assert cosine_similarity([1, 0], [0, 2]) == pytest.approx(0.0)
     assert cosine_similarity([1, 1], [2, 2]) == pytest.approx(1.0)
     x, y = _sets()
-    assert METRICS.build("frechet").compute(generated=x, reference=y)["frechet"] == pytest.approx(frechet_distance(x, y))
+    figure = METRICS.build("frechet").compute(generated=x, reference=y)["frechet"]
+    assert figure == pytest.approx(frechet_distance(x, y))
     kd = METRICS.build({"type": "kernel_distance", "degree": 3}).compute(generated=x, reference=y)
     assert kd["kernel_distance"] == pytest.approx(kernel_distance(x, y))
     assert METRICS.build("style_adherence").compute(prompt=[1, 0], output=[1, 0])["style_adherence"] == 1.0

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-
 from golden import rel_err
+
 from toolkit.codecs.oobleck import OobleckCodec
 from toolkit.codecs.oobleck_blocks import WNConvTranspose1d
 from toolkit.codecs.oobleck_fast import fast_forward, transpose_conv_by_matmul

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import random
-from functools import lru_cache
+from functools import cache
 
 import pytest
 import torch
@@ -23,12 +23,12 @@ SET = "diffrhythm"
 DIT_TOL, LOSS_TOL, SAMPLE_TOL, SAMPLE_FP16_TOL = 1e-5, 1e-5, 1e-4, 5e-3
 
 
-@lru_cache(maxsize=None)
+@cache
 def config() -> dict:
     return json.loads(golden_file(SET, "small_config.json").read_text())
 
 
-@lru_cache(maxsize=None)
+@cache
 def all_cases() -> dict:
     cases = dict(load_cases(SET))
     if (golden_root() / SET / "extra_cases.pt").is_file():
@@ -40,7 +40,7 @@ def case_names(prefix: str) -> list[str]:
     return select_cases(all_cases(), prefix)
 
 
-@lru_cache(maxsize=None)
+@cache
 def weights() -> dict:
     return load_golden_weights(golden_file(SET, "small_state_dict.pt"))
 
@@ -116,7 +116,8 @@ def test_dit_per_item_drop_matches_batch_drop(name):
     mixed = {"audio": flags, "lyrics": flags, "style": flags}
     with torch.no_grad():
         out_mixed = model(inputs["x"], inputs["cond"], conditions, inputs["time"], mixed)
-        out_all = model(inputs["x"], inputs["cond"], conditions, inputs["time"], {g: torch.ones(b, dtype=torch.bool) for g in mixed})
+        everything = {g: torch.ones(b, dtype=torch.bool) for g in mixed}
+        out_all = model(inputs["x"], inputs["cond"], conditions, inputs["time"], everything)
         out_none = model(inputs["x"], inputs["cond"], conditions, inputs["time"], None)
     expected = torch.where(flags[:, None, None], out_all, out_none)
     assert rel_err(out_mixed, expected) <= 1e-6

@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 import random
 import re
-from functools import lru_cache
+from functools import cache
 
 import pytest
 import torch
-from golden import golden_file, golden_root, load_cases, load_golden_weights, reference_file, select_cases
+from golden import golden_file, load_cases, load_golden_weights, reference_file, select_cases
 
 from toolkit.backbones.dit_f5 import F5DiT
 from toolkit.codecs.mel import MelCodec
@@ -36,17 +36,17 @@ def close(ours: torch.Tensor, theirs: torch.Tensor, what: str, atol: float = ATO
     assert excess <= 0, f"{what}: max|diff| {float((ours - theirs).abs().max()):.3g} exceeds atol {atol} + rtol {rtol}"
 
 
-@lru_cache(maxsize=None)
+@cache
 def config() -> dict:
     return json.loads(golden_file(SET, "config.json").read_text())
 
 
-@lru_cache(maxsize=None)
+@cache
 def cases() -> dict:
     return load_cases(SET)
 
 
-@lru_cache(maxsize=None)
+@cache
 def weights() -> dict:
     return load_golden_weights(golden_file(SET, "state_dict.pt"))
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-from functools import lru_cache
+from functools import cache
 
 import pytest
 import torch
@@ -49,17 +49,17 @@ TOKEN_INPUTS = ("cross_attn", "prepend")  # upstream's bernoulli dropout order
 
 
 # ------------------------------------------------------------------------------------------- fixtures
-@lru_cache(maxsize=None)
+@cache
 def config() -> dict:
     return json.loads(golden_file(SET, "config.json").read_text())
 
 
-@lru_cache(maxsize=None)
+@cache
 def all_cases() -> dict:
     return load_cases(SET)
 
 
-@lru_cache(maxsize=None)
+@cache
 def weights() -> dict:
     return load_golden_weights(golden_file(SET, "state_dict.pt"))
 
@@ -95,7 +95,7 @@ def path_of(model: str) -> str:
     return "rectified_flow" if objective in RF_OBJECTIVES else "v"
 
 
-@lru_cache(maxsize=None)
+@cache
 def dit(model: str) -> SAODiT:
     net = SAODiT(**SAODiT.upstream_kwargs(kwargs(model)["dit"]))
     net.load_state_dict(prefixed(config()[model]["state_dict_prefix"] + "model.model."), strict=True)
@@ -120,7 +120,7 @@ class StubTokenizer:
         return {"input_ids": ids, "attention_mask": (ids != 0).long()}
 
 
-@lru_cache(maxsize=None)
+@cache
 def conditioners(model: str, t5_dtype: str = "float32") -> dict:
     """{id: toolkit conditioner} with the fixture weights (the tiny T5 for the prompt)."""
     base = config()[model]["state_dict_prefix"] + "conditioner.conditioners."
@@ -462,7 +462,6 @@ def test_train_step(name):
     model = model_of(name)
     wrapper, options = kwargs(model)["wrapper"], inputs["wrapper_kwargs"]
     metadata = inputs["metadata"]
-    b = inputs["reals"].shape[0]
     kind = UPSTREAM_TIMES[options.get("timestep_sampler", "uniform")]
     raw = inputs["draws.sobol"][0, :, 0] if kind == "sobol" else inputs["draws.randn"][0]
     time = times_from_draws(kind, raw)

@@ -13,7 +13,8 @@ from parity_shift import shifted_copy
 
 pytestmark = [pytest.mark.parity, pytest.mark.slow]
 
-MODULES = sorted(p.name for p in (REPO_ROOT / "tests").glob("test_parity_*.py") if p.name != "test_parity_sensitivity.py")
+MODULES = sorted(p.name for p in (REPO_ROOT / "tests").glob("test_parity_*.py")
+                 if p.name != "test_parity_sensitivity.py")
 
 
 @pytest.fixture(scope="module")

@@ -82,7 +82,8 @@ def test_request_files_get_the_same_warnings_per_line(env, tmp_path, capsys):
 
 def test_an_edit_names_its_reference_by_name_and_hash(env, tmp_path, capsys):
     out = tmp_path / "edit.wav"
-    argv = ["--ckpt", env / "last.pt", "--instrumental", "--style-audio", env / "style.wav", "--ref-song", env / "ref.wav",
+    argv = ["--ckpt", env / "last.pt", "--instrumental", "--style-audio", env / "style.wav",
+            "--ref-song", env / "ref.wav",
             "--segments", "0.2:0.5", "--steps", "1", "--seed", "1", "--quiet", "--out", out]
     status, err = run(argv, capsys)
     assert status == 0, err

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from toolkit.conditioners.scalar_time import ScalarTime, TimeConditionError
-from toolkit.protocols import OUT_SCALAR, OUT_VECTOR
+from toolkit.protocols import OUT_SCALAR
 from toolkit.registry import CONDITIONERS
 
 FRAME_RATE = 44100 / 2048  # DiffRhythm's VAE: 21.533 frames per second

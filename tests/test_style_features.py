@@ -7,7 +7,7 @@ import torch
 
 from toolkit.conditioners.style_common import StyleError
 from toolkit.conditioners.style_features import NUM_STATS, FeatureStyle, orthonormal_projection
-from toolkit.protocols import OUT_SCALAR, OUT_VECTOR
+from toolkit.protocols import OUT_VECTOR
 from toolkit.registry import CONDITIONERS
 
 SR = 22050

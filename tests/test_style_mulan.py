@@ -17,7 +17,7 @@ import torch
 from toolkit.audio import AudioError, middle_start
 from toolkit.conditioners.style_common import StyleError, default_negative_style_path
 from toolkit.conditioners.style_mulan import MuLanLoadError, MuLanStyle
-from toolkit.protocols import OUT_SCALAR, OUT_VECTOR
+from toolkit.protocols import OUT_VECTOR
 from toolkit.registry import CONDITIONERS
 
 SR = 24000

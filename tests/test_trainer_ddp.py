@@ -49,9 +49,11 @@ def test_two_processes_train_the_same_model_as_one(tmp_path):
     for key in ("model_state_dict", "ema_model_state_dict"):
         for name, value in a[key].items():
             torch.testing.assert_close(b[key][name], value, rtol=0, atol=1e-5, msg=f"{key}.{name}")
-    moved = (a["model_state_dict"]["transformer.o_proj.weight"] - b["ema_model_state_dict"]["ema_model.transformer.o_proj.weight"])
+    moved = (a["model_state_dict"]["transformer.o_proj.weight"]
+             - b["ema_model_state_dict"]["ema_model.transformer.o_proj.weight"])
     assert moved.abs().max() > 0  # EMA lags the online weights: the EMA comparison is not the model's again
-    for s_a, s_b in zip(a["optimizer_state_dict"]["state"].values(), b["optimizer_state_dict"]["state"].values()):
+    states = (a["optimizer_state_dict"]["state"].values(), b["optimizer_state_dict"]["state"].values())
+    for s_a, s_b in zip(*states, strict=True):
         torch.testing.assert_close(s_b["exp_avg"], s_a["exp_avg"], rtol=0, atol=1e-5)
 
     import json
@@ -84,7 +86,7 @@ def test_worker_count_does_not_change_batches(workers):
     reference = _batches(0)
     assert len(reference) == 7 * 2
     got = _batches(workers)
-    assert len(got) == len(reference) and all(_same(a, b) for a, b in zip(reference, got))
+    assert len(got) == len(reference) and all(_same(a, b) for a, b in zip(reference, got, strict=False))
 
 
 def test_process_slices_cover_the_global_batch_and_resume_continues_the_plan():
@@ -93,8 +95,8 @@ def test_process_slices_cover_the_global_batch_and_resume_continues_the_plan():
     for i, batch in enumerate(whole):
         merged = sorted(int(p) for r in (0, 1) for p in ranks[r][i]["sample_index"])
         assert merged == sorted(batch["sample_index"].tolist())
-        got = {int(p): x for r in (0, 1) for p, x in zip(ranks[r][i]["sample_index"], ranks[r][i]["x"])}
-        for p, x, n in zip(batch["sample_index"], batch["x"], batch["lens"]):
+        got = {int(p): x for r in (0, 1) for p, x in zip(ranks[r][i]["sample_index"], ranks[r][i]["x"], strict=False)}
+        for p, x, n in zip(batch["sample_index"], batch["x"], batch["lens"], strict=False):
             assert torch.equal(got[int(p)][:n], x[:n])  # the same item and window, whoever loads it
     resumed = _batches(0, start_step=4)
     assert all(_same(a, b) for a, b in zip(whole[8:], resumed, strict=True))

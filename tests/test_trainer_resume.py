@@ -31,7 +31,7 @@ def _assert_same_tensors(a, b, where=""):
             _assert_same_tensors(a[k], b[k], f"{where}.{k}")
     elif isinstance(a, (list, tuple)):
         assert len(a) == len(b), where
-        for i, (x, y) in enumerate(zip(a, b)):
+        for i, (x, y) in enumerate(zip(a, b, strict=False)):
             _assert_same_tensors(x, y, f"{where}[{i}]")
     else:
         assert a == b, where
@@ -89,7 +89,7 @@ def test_killed_run_resumes_bit_identically(tmp_path):
 
     rec_a, rec_b = records(ref_exp), records(exp)
     assert [(r["step"], sorted(r)) for r in rec_a] == [(r["step"], sorted(r)) for r in rec_b]
-    for ra, rb in zip(rec_a, rec_b):
+    for ra, rb in zip(rec_a, rec_b, strict=False):
         for k in ("loss", "valid_loss", "valid_loss_dropped", "lr", "grad_norm"):
             if k in ra:
                 assert ra[k] == rb[k], (ra, rb)

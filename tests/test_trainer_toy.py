@@ -210,7 +210,8 @@ def test_toy_loss_does_not_depend_on_the_split():
     n = int(whole["lens"].sum())
     full = recipe.training_step(whole, StepContext(step=3, seed=1))["loss"]
     halves = [recipe.training_step(ds.collate([ds[k] for k in keys[s::2]]),
-                                   StepContext(step=3, seed=1, num_valid_global=n, world_size=2))["loss"] for s in (0, 1)]
+                                   StepContext(step=3, seed=1, num_valid_global=n, world_size=2))["loss"]
+              for s in (0, 1)]
     torch.testing.assert_close(full, sum(halves) / 2)
     other = recipe.training_step(whole, StepContext(step=4, seed=1))["loss"]
     assert not torch.equal(full, other)  # the draws do depend on the step

@@ -14,7 +14,8 @@ import torch
 
 from .io import atomic_path
 
-SAVE_FORMATS = {"wav": ("WAV", "FLOAT"), "flac": ("FLAC", "PCM_24"), "ogg": ("OGG", "VORBIS"), "mp3": ("MP3", "MPEG_LAYER_III")}
+SAVE_FORMATS = {"wav": ("WAV", "FLOAT"), "flac": ("FLAC", "PCM_24"), "ogg": ("OGG", "VORBIS"),
+                "mp3": ("MP3", "MPEG_LAYER_III")}
 SILENCE_DB = -60.0
 
 

@@ -1,16 +1,17 @@
 """OmegaConf configs: `_base_` inheritance, command-line `key=value` overrides, atomic dumps.
 
 `_base_: [a.yaml, b.yaml]` (paths relative to the file, or `toolkit:<path>` for a preset shipped in the
-package) merge left to right, then the file itself, then overrides. An override that sets a node's type (`codec=dac`, or `codec.type=dac`) replaces the
+package) merge left to right, then the file itself, then overrides. An override that sets a node's type
+(`codec=dac`, or `codec.type=dac`) replaces the
 whole node, so arguments of the old component do not leak into the new one.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Iterable
-
 import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
 
 import yaml
 from omegaconf import DictConfig, ListConfig, OmegaConf

@@ -7,8 +7,8 @@ frame-aligned conditions are [batch, frames, ...]; global conditions are [batch,
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch

@@ -8,7 +8,7 @@ and the keys whose shapes differ, and it loads nothing.
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import torch
 from torch import nn
@@ -50,7 +50,8 @@ def mismatch_message(module: nn.Module, state: Mapping[str, torch.Tensor], sourc
     if unexpected:
         parts.append(_listing("unexpected keys (in the file, not in the model)", unexpected))
     if wrong:
-        parts.append(_listing("wrong-shape keys (file shape vs model shape)", [f"{k}: {f} vs {m}" for k, f, m in wrong]))
+        shapes = [f"{k}: {f} vs {m}" for k, f, m in wrong]
+        parts.append(_listing("wrong-shape keys (file shape vs model shape)", shapes))
     return "\n".join(parts)
 
 

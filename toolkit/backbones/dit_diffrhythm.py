@@ -29,8 +29,16 @@ from ..modules.llama_block import LlamaBlock
 from ..modules.rotary import RotaryEmbedding
 from ..modules.text_embedding import ConvTextEmbedding
 from ..modules.timestep import TimestepEmbedding
-from ..protocols import (INPUT_CONCAT, INPUT_GLOBAL, OUT_FRAME_IDS, OUT_SCALAR, OUT_VECTOR, Backbone, InputSpec,
-                         generic_input)
+from ..protocols import (
+    INPUT_CONCAT,
+    INPUT_GLOBAL,
+    OUT_FRAME_IDS,
+    OUT_SCALAR,
+    OUT_VECTOR,
+    Backbone,
+    InputSpec,
+    generic_input,
+)
 from ..registry import BACKBONES
 from .drops import drop_masks
 

@@ -16,8 +16,9 @@ stable-audio-tools 0.0.19 on the meta device; Small's from a config reconstructe
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 from torch import nn

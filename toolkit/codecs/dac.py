@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from ..optional import require
 from ..registry import CODECS

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -66,7 +67,8 @@ class EncodecCodec(ChunkedFrameCodec):
                  seed: int = 0):
         super().__init__()
         arch = check_construction("EnCodec", model, PRESETS, weights, random_weights,
-                                  f"https://dl.fbaipublicfiles.com/encodec/v0/{PRESETS.get(model, {}).get('checkpoint')}",
+                                  "https://dl.fbaipublicfiles.com/encodec/v0/"
+                                  f"{PRESETS.get(model, {}).get('checkpoint')}",
                                   arch, ARCH_KEYS)
         preset = PRESETS[model]
         for key, wanted in (("sample_rate", sample_rate), ("channels", channels)):

@@ -4,7 +4,8 @@ and the Codec protocol's encode / decode over overlapping chunks of `_encode_chu
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F

@@ -5,10 +5,8 @@ from __future__ import annotations
 import warnings
 import zipfile
 from pathlib import Path
-from typing import Mapping
 
 import torch
-from torch import nn
 
 from ..checkpoints import read_file
 from ..weights import WeightsMismatchError, load_strict  # noqa: F401  (the codecs' loader)

@@ -8,8 +8,9 @@ charactr/vocos-mel-24khz, which F5-TTS uses.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -134,7 +135,7 @@ class Vocos(nn.Module):
         self.n_mels = self.feature_extractor.n_mels
 
     @classmethod
-    def from_hparams(cls, config: str | Path | Mapping[str, Any]) -> "Vocos":
+    def from_hparams(cls, config: str | Path | Mapping[str, Any]) -> Vocos:
         """Build from vocos' config.yaml (path or parsed mapping); random weights."""
         if not isinstance(config, Mapping):
             import yaml
@@ -152,7 +153,7 @@ class Vocos(nn.Module):
         return cls(**parts)
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, weights: str | Path | None = None) -> "Vocos":
+    def from_pretrained(cls, path: str | Path, weights: str | Path | None = None) -> Vocos:
         """A local Vocos: a directory with config.yaml and pytorch_model.bin / model.safetensors."""
         path = Path(path)
         directory = path if path.is_dir() else path.parent

@@ -16,8 +16,9 @@ Tokenizers:
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import torch
 
@@ -129,7 +130,7 @@ def convert_to_pinyin(texts: Sequence[str], polyphone: bool = True) -> list[list
                     tokens.append(" ")
                 tokens.extend(seg)
             elif polyphone and n_bytes == 3 * len(seg):  # all three-byte (CJK) characters: whole-word pinyin
-                for c, syl in zip(seg, syllables(seg)):
+                for c, syl in zip(seg, syllables(seg), strict=False):
                     if _is_chinese(c):
                         tokens.append(" ")
                     tokens.append(syl)

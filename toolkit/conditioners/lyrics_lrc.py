@@ -16,15 +16,16 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 
+from ..lrc import Lrc, LrcLine, lines_in_window, looks_like_lrc, parse_lrc, plain_lines, time_evenly
 from ..protocols import OUT_FRAME_IDS, Conditioner
 from ..registry import CONDITIONERS
-from ..lrc import Lrc, LrcLine, lines_in_window, looks_like_lrc, parse_lrc, plain_lines, time_evenly
 
 UPSTREAM_SAMPLE_RATE, UPSTREAM_HOP = 44100, 2048
 UPSTREAM_FRAME_RATE = UPSTREAM_SAMPLE_RATE / UPSTREAM_HOP  # 21.533203125, exact in binary

@@ -14,7 +14,8 @@ Audio Open checkpoint: `embedder.embedding.0.weights`, `embedder.embedding.1.{we
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import nn

@@ -9,12 +9,12 @@ negative style embedding there, not zeros).
 
 from __future__ import annotations
 
-import math
 import os
 from abc import abstractmethod
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -94,7 +94,8 @@ def parse_style_value(value: Any) -> tuple[str, Any]:
     if isinstance(value, Mapping):
         keys = set(value) & {"audio", "text", "embedding"}
         if len(keys) != 1:
-            raise StyleError(f"a style mapping needs exactly one of 'audio', 'text', 'embedding' (got keys {sorted(value)})")
+            raise StyleError("a style mapping needs exactly one of 'audio', 'text', 'embedding' "
+                             f"(got keys {sorted(value)})")
         kind = keys.pop()
         payload = value[kind]
         if kind == "audio" and not isinstance(payload, (str, os.PathLike)):

@@ -29,8 +29,16 @@ import numpy as np
 import torch
 
 from ..registry import CONDITIONERS
-from .style_common import (STYLE_DIM, StyleConditioner, StyleError, embedding_from, load_middle_clip, middle_clip_of,
-                           parse_style_value, unit)
+from .style_common import (
+    STYLE_DIM,
+    StyleConditioner,
+    StyleError,
+    embedding_from,
+    load_middle_clip,
+    middle_clip_of,
+    parse_style_value,
+    unit,
+)
 
 N_MELS = 64
 N_MFCC = 20
@@ -142,7 +150,8 @@ class FeatureStyle(StyleConditioner):
             return embedding_from(payload, STYLE_DIM)
         if kind == "text":
             raise StyleError(f"style_features describes audio and cannot embed the text prompt {payload!r}; "
-                             "use conditions.style.conditioner=style_tags (genre/mood/instrument tags) or conditions.style.conditioner=style_mulan (MuQ-MuLan text) "
+                             "use conditions.style.conditioner=style_tags (genre/mood/instrument tags) or "
+                             "conditions.style.conditioner=style_mulan (MuQ-MuLan text) "
                              "for text prompts, or give a reference audio file")
         if kind == "audio":
             wav, _ = load_middle_clip(payload, self.analysis_rate, self.clip_seconds, self.min_seconds)
@@ -158,5 +167,6 @@ class FeatureStyle(StyleConditioner):
 
     def forward(self, prepared: torch.Tensor) -> torch.Tensor:
         if prepared.dim() != 2 or prepared.shape[-1] != STYLE_DIM:
-            raise StyleError(f"style_features.forward takes prepared styles [B, {STYLE_DIM}], not {list(prepared.shape)}")
+            raise StyleError(f"style_features.forward takes prepared styles [B, {STYLE_DIM}], "
+                             f"not {list(prepared.shape)}")
         return prepared

@@ -23,8 +23,18 @@ import torch
 
 from ..optional import require
 from ..registry import CONDITIONERS
-from .style_common import (STYLE_DIM, StyleConditioner, StyleError, default_negative_style_path, embedding_from,
-                           load_middle_clip, loop_to_length, middle_clip_of, parse_style_value, unit)
+from .style_common import (
+    STYLE_DIM,
+    StyleConditioner,
+    StyleError,
+    default_negative_style_path,
+    embedding_from,
+    load_middle_clip,
+    loop_to_length,
+    middle_clip_of,
+    parse_style_value,
+    unit,
+)
 
 SHIPPED_NEGATIVE = "shipped"
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
@@ -39,7 +49,8 @@ WHERE_PUBLISHED = (
     "  huggingface-cli download OpenMuQ/MuQ-MuLan-large --local-dir DIR\n"
     f"  huggingface-cli download OpenMuQ/MuQ-large-msd-iter --local-dir DIR/{AUDIO_TOWER_DIR}\n"
     f"  huggingface-cli download FacebookAI/xlm-roberta-base --local-dir DIR/{TEXT_TOWER_DIR}\n"
-    "and set conditions.style.conditioner.path=DIR. The MuQ and MuQ-MuLan weights are licensed CC-BY-NC 4.0 (non-commercial; muq code "
+    "and set conditions.style.conditioner.path=DIR. The MuQ and MuQ-MuLan weights are licensed CC-BY-NC 4.0 "
+    "(non-commercial; muq code "
     "MIT); xlm-roberta-base is MIT. See docs/style.md.")
 
 
@@ -92,14 +103,16 @@ class MuLanStyle(StyleConditioner):
     def _folders(self) -> tuple[Path, Path, Path]:
         if self.path is None:
             raise MuLanLoadError(
-                "style_mulan needs the folder of the MuQ-MuLan-large weights: set conditions.style.conditioner.path=DIR "
+                "style_mulan needs the folder of the MuQ-MuLan-large weights: set "
+                "conditions.style.conditioner.path=DIR "
                 "(or use conditions.style.conditioner=style_features, which needs no weights).\n" + WHERE_PUBLISHED)
         root = self.path
         audio = self.audio_tower or root / AUDIO_TOWER_DIR
         text = self.text_tower or root / TEXT_TOWER_DIR
         problems = []
         problems += _missing(root, "MuQ-MuLan-large (OpenMuQ/MuQ-MuLan-large)", ["config.json"], [WEIGHT_FILES])
-        problems += _missing(audio, "audio tower (OpenMuQ/MuQ-large-msd-iter)", ["config.json", "model.safetensors"], [])
+        problems += _missing(audio, "audio tower (OpenMuQ/MuQ-large-msd-iter)", ["config.json", "model.safetensors"],
+                             [])
         problems += _missing(text, "text tower (FacebookAI/xlm-roberta-base)", ["config.json"],
                              [WEIGHT_FILES, TOKENIZER_FILES])
         if problems:
@@ -171,7 +184,8 @@ class MuLanStyle(StyleConditioner):
         limit = tower.model.config.max_position_embeddings - 2  # XLM-R positions start after the padding index
         n_tokens = len(tower.tokenizer(text)["input_ids"])
         if n_tokens > limit:
-            raise StyleError(f"the style text prompt is {n_tokens} tokens long; the MuLan text tower takes at most {limit}")
+            raise StyleError(f"the style text prompt is {n_tokens} tokens long; the MuLan text tower takes at most "
+                             f"{limit}")
         with torch.no_grad():
             out = model(texts=[text])
         return unit(out[0].float().cpu()).clone()

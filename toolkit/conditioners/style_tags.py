@@ -14,8 +14,9 @@ import json
 import os
 import re
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -90,7 +91,8 @@ class TagStyle(StyleConditioner):
             kind, payload = parse_style_value(value)
             if kind != "text":
                 raise StyleError(f"style_tags embeds tag prompts such as 'pop, piano, happy', not {kind} "
-                                 f"({payload!r:.60}); use conditions.style.conditioner=style_features or conditions.style.conditioner=style_mulan for audio")
+                                 f"({payload!r:.60}); use conditions.style.conditioner=style_features or "
+                                 "conditions.style.conditioner=style_mulan for audio")
             tags = split_prompt(payload)
         known = [self.index[t] for t in tags if t in self.index]
         unknown = [t for t in tags if t not in self.index]

@@ -24,8 +24,17 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..protocols import (INPUT_CROSS_ATTN, INPUT_GLOBAL, INPUT_PREPEND, OUT_SCALAR, OUT_TOKENS,
-                         OUT_VECTOR, Backbone, Conditioner, InputSpec)
+from ..protocols import (
+    INPUT_CROSS_ATTN,
+    INPUT_GLOBAL,
+    INPUT_PREPEND,
+    OUT_SCALAR,
+    OUT_TOKENS,
+    OUT_VECTOR,
+    Backbone,
+    Conditioner,
+    InputSpec,
+)
 from ..registry import BACKBONES, CONDITIONERS, split_node
 from .spec import AUDIO_GROUP, DEFAULT_SOURCE, ConditionConfigError, parse_conditions
 
@@ -178,7 +187,8 @@ class ConditionSet(nn.ModuleDict):
             if spec.uncond == "keep":
                 continue
             conditioner = self[name]
-            value = conditioner.negative(batch, frames) if spec.uncond == "negative" else conditioner.null(batch, frames)
+            negative = spec.uncond == "negative"
+            value = conditioner.negative(batch, frames) if negative else conditioner.null(batch, frames)
             if conditioner.output_kind == OUT_TOKENS:
                 out[name], out[name + MASK_SUFFIX] = value
             else:

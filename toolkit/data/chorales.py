@@ -25,9 +25,9 @@ import math
 import os
 import re
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -326,10 +326,10 @@ def accompaniment_voices(piece: Piece, ensemble: Ensemble = ENSEMBLES[0]):
     programs = [ensemble.lower[min(i, len(ensemble.lower) - 1)] for i in range(len(lower))]
     voices = [Voice(ensemble.melody, notes(piece.soprano), velocity=60, volume=70)]
     voices += [Voice(program, notes(part), velocity=72, volume=95, pan=int(pan))
-               for part, pan, program in zip(lower, pans, programs)]
+               for part, pan, program in zip(lower, pans, programs, strict=False)]
     if ensemble.double is not None:
         voices += [Voice(ensemble.double, notes(part), velocity=64, volume=55, pan=int(127 - pan), reverb=60)
-                   for part, pan in zip(lower, pans)]
+                   for part, pan in zip(lower, pans, strict=False)]
     return voices[:15]
 
 

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from ..io import atomic_write_text
 from .tags import TagError, lyrics_kind, read_tags
@@ -55,7 +55,8 @@ class PrepareResult:
             "with_lyrics": {k: sum(s["lyrics_kind"] == k for s in songs) for k in ("lrc", "plain", "none")},
             "skipped_counts": counts,
             "skipped": [vars(s) for s in self.skipped],
-            "silence_check": f"{EXCERPTS} excerpts of {EXCERPT_SECONDS:g} s per file, silent below {SILENCE_DB:g} dBFS RMS",
+            "silence_check": f"{EXCERPTS} excerpts of {EXCERPT_SECONDS:g} s per file, silent below "
+                             f"{SILENCE_DB:g} dBFS RMS",
         }
 
 

@@ -85,7 +85,8 @@ def voice(text: str, voice_name: str, words_per_minute: int = 150, timeout: floa
         try:
             subprocess.run(cmd, check=True, capture_output=True, timeout=timeout)
         except subprocess.CalledProcessError as err:
-            raise SpeechSetError(f"espeak-ng failed for voice {voice_name!r}: {err.stderr.decode(errors='replace')}")
+            raise SpeechSetError(f"espeak-ng failed for voice {voice_name!r}: "
+                                 f"{err.stderr.decode(errors='replace')}") from err
         except subprocess.TimeoutExpired:
             raise SpeechSetError(f"espeak-ng took longer than {timeout} s for one sentence") from None
         wav, _ = load_audio(out, SAMPLE_RATE, 1)
@@ -116,6 +117,7 @@ def build_speech_set(out_dir: str | Path, num_utterances: int = len(SENTENCES), 
 
         utterances.append(Utterance(uid, text, speaker, audio_duration(wav_path)))
     atomic_write_text(out / "manifest.jsonl", "".join(
-        json.dumps({"id": u.id, "path": f"{u.id}.wav", "text": u.text, "voice": u.voice, "seconds": round(u.seconds, 3)})
+        json.dumps({"id": u.id, "path": f"{u.id}.wav", "text": u.text, "voice": u.voice,
+                    "seconds": round(u.seconds, 3)})
         + "\n" for u in utterances))
     return utterances

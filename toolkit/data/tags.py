@@ -9,9 +9,9 @@ are split on , ; / and NUL.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 LRC_LINE = re.compile(r"^\s*\[(\d+):(\d{1,2}(?:[.:]\d+)?)\]", re.MULTILINE)
 _SPLIT = re.compile(r"[,;/\x00]")

@@ -8,7 +8,8 @@ averaged to mono first by the callers.
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 

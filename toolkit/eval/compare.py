@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from .songs import GROUP_COLUMNS
 from .tables import markdown_table
@@ -90,7 +91,7 @@ def metric_vs_x_png(rows: Sequence[dict[str, Any]], x: str, metrics: Sequence[st
             style = "o-" if series and len(members) > 1 else "o"
             ax.plot(xs, ys, style, label=label or None, markersize=6)
             if annotate:
-                for r, xv, yv in zip(members, xs, ys):
+                for r, xv, yv in zip(members, xs, ys, strict=False):
                     ax.annotate(str(r.get("name")), (xv, yv), textcoords="offset points", xytext=(4, 4),
                                 fontsize=7)
         if log_x and all(_number(r.get(x)) > 0 for r in points):
@@ -128,7 +129,8 @@ def series_label(row: dict[str, Any]) -> str:
 
 
 def write_comparison(doc: dict[str, Any], out_dir: str | os.PathLike,
-                     plot_metrics: Sequence[str] = ("frechet", "style_adherence", "lyric_timing_f", "rtf")) -> list[Path]:
+                     plot_metrics: Sequence[str] = ("frechet", "style_adherence", "lyric_timing_f", "rtf"),
+                     ) -> list[Path]:
     """Write report.md, report.json and the two plots of a comparison document into `out_dir`.
 
     `doc` holds `variants` (rows, see the module docstring), and whatever context the caller records

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from ..io import atomic_write_text
 
 
 def fmt(value: Any, digits: int = 3) -> str:
-    """A table cell: blank for None/NaN, 'inf'/'-inf' spelled out, floats with `digits` decimals (tiny or huge ones in g format)."""
+    """A table cell: blank for None/NaN, 'inf'/'-inf' spelled out, floats with `digits` decimals (tiny or huge
+    ones in g format)."""
     if value is None:
         return ""
     if isinstance(value, bool):

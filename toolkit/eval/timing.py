@@ -18,7 +18,8 @@ no alignment model). What it measures, exactly:
    With K detections, precision = recall = F unless the song has fewer than K novelty peaks.
 
 Limits: instruments playing in the vocal band make onsets too (in a chorale the accompaniment doubles
-the voices and plays through the phrase ends, so a line start is only a note after a held one), so the figure is only meaningful next to the same measure on the reference recording of
+the voices and plays through the phrase ends, so a line start is only a note after a held one), so the figure is
+only meaningful next to the same measure on the reference recording of
 the same LRC (`reference_f`) and against chance (`chance_f`, the expected F of K onsets placed at
 random: about min(1, K * 2 * tolerance / duration)). It checks line starts only: it cannot tell
 whether the right words are sung, nor whether lines inside a phrase without a pause are placed right.
@@ -27,7 +28,8 @@ Lines closer together than `min_separation` can never all be matched.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 

@@ -9,7 +9,6 @@ import torch
 from ..models.requests import RequestError
 
 
-
 def pick_device(name: str) -> torch.device:
     if name != "auto":
         try:

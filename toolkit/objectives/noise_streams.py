@@ -7,7 +7,7 @@ seed, torch's global generator is used.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

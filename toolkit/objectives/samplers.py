@@ -27,7 +27,8 @@ item i alone is reproduced with seed + i), or from the global generator when see
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import torch
 
@@ -94,7 +95,8 @@ class FlowSampler(Sampler):
     def __init__(self, steps: int = 31, method: str = "euler", time_grid: str = "linspace",
                  sway_coef: float | None = None, cfg_strength: float = 4.0,
                  uncond_drop: tuple[str, ...] | list[str] = ("audio", "lyrics"), guidance: str = "batched",
-                 dtype: torch.dtype | str | None = None, guidance_interval: tuple[float, float] | list[float] = (0.0, 1.0)):
+                 dtype: torch.dtype | str | None = None,
+                 guidance_interval: tuple[float, float] | list[float] = (0.0, 1.0)):
         if method not in METHODS:
             raise ValueError(f"unknown ODE method '{method}'; choose one of {METHODS}")
         if guidance not in GUIDANCE:
@@ -111,7 +113,8 @@ class FlowSampler(Sampler):
                time_grid: str | None = None, sway_coef: float | None = None, cfg_strength: float | None = None,
                guidance: str | None = None, guidance_interval: tuple[float, float] | None = None,
                seed: int | None = None, dtype: torch.dtype | None = None,
-               t: torch.Tensor | None = None, callback: Callable[[int, int, torch.Tensor, torch.Tensor], Any] | None = None,
+               t: torch.Tensor | None = None,
+               callback: Callable[[int, int, torch.Tensor, torch.Tensor], Any] | None = None,
                return_trajectory: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Integrate from noise (t=0) to data (t=1).
 
@@ -152,7 +155,8 @@ class FlowSampler(Sampler):
         if guided:
             negative = {**cast}
             for k, v in (negative_conditions or {}).items():
-                negative[k] = _to_batch(v, b).to(dtype) if torch.is_tensor(v) and v.is_floating_point() else _to_batch(v, b)
+                v = _to_batch(v, b)
+                negative[k] = v.to(dtype) if torch.is_tensor(v) and v.is_floating_point() else v
             if guidance == "batched":
                 both = {k: torch.cat([cast[k], negative[k]]) for k in cast}
                 x_cond = torch.cat([step_cond, step_cond])

@@ -22,8 +22,7 @@ which balances lengths across processes.
 
 from __future__ import annotations
 
-import functools
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import torch
 
@@ -51,8 +50,16 @@ class BatchPlan:
     def steps_per_epoch(self) -> int:
         return max(1, len(self.indices) // self.batch_size)
 
-    @functools.lru_cache(maxsize=4)
     def _epoch(self, epoch: int) -> list[list[int]]:
+        """The batches of one epoch, memoised per plan (a plan's epochs are asked for again and again)."""
+        memo = self.__dict__.setdefault("_epochs", {})
+        if epoch not in memo:
+            if len(memo) >= 4:
+                memo.pop(next(iter(memo)))
+            memo[epoch] = self._make_epoch(epoch)
+        return memo[epoch]
+
+    def _make_epoch(self, epoch: int) -> list[list[int]]:
         n, b = len(self.indices), self.batch_size
         order: list[int] = []
         rep = 0

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from ..config import ConfigError, to_plain
 from .lora import DEFAULT_TARGETS
@@ -63,7 +64,7 @@ class TrainConfig:
     progress: bool = True
 
     @classmethod
-    def from_config(cls, node: Any) -> "TrainConfig":
+    def from_config(cls, node: Any) -> TrainConfig:
         return _build(cls, to_plain(node) or {}, "train")
 
     def to_dict(self) -> dict:

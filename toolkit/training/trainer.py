@@ -3,7 +3,8 @@
 A step is one optimizer update over the GLOBAL batch of `train.batch_size` items chosen by the batch
 plan (toolkit.training.batching); `grad_accum` micro-batches and the processes each compute a slice of it.
 The trainer all-reduces the number of valid frames of the whole step and hands it to
-`recipe.training_step(batch, StepContext(num_valid_global=, world_size=, ...))`, so the summed, DDP-averaged gradient is the
+`recipe.training_step(batch, StepContext(num_valid_global=, world_size=, ...))`, so the summed, DDP-averaged
+gradient is the
 gradient of the mean loss over every valid frame of the step: the result does not depend on how the
 batch was split (up to float summation order).
 """
@@ -14,18 +15,19 @@ import contextlib
 import json
 import math
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 from torch import nn
 
 from .. import __version__
+from ..checkpoints import FORMAT_VERSION, load_checkpoint
 from ..config import to_plain
 from ..io import atomic_write_text
-from .batching import BatchPlan, PlanBatchSampler, check_divisible, make_loader
-from ..checkpoints import FORMAT_VERSION, load_checkpoint
 from ..protocols import StepContext
+from .batching import BatchPlan, PlanBatchSampler, check_divisible, make_loader
 from .checkpoint import CheckpointManager
 from .config import TrainConfig
 from .lora import ADAPTER_DIR, apply_lora, ema_copy, frozen_parameter_names, write_checkpoint_adapter

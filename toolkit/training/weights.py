@@ -5,14 +5,14 @@ The report is toolkit.weights' (shared by every loader); this adds the LoRA hint
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import torch
 from torch import nn
 
-from ..weights import load_strict, mismatch
 from ..checkpoints import read_weights
+from ..weights import load_strict, mismatch
 
 
 def strict_load(module: nn.Module, state: Mapping[str, torch.Tensor], source: str = "state dict") -> None:

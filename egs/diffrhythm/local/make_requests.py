@@ -22,8 +22,8 @@ def fit_lrc(lrc: str, seconds: float) -> str:
     does not sing it; the empty marker keeps every lyric (our own models read it as a pause). Lines
     after the end would not be sung anyway; dropping them keeps the generator from warning about it.
     """
-    from toolkit.lrc import LrcLine, parse_lrc
     from toolkit.data.tags import format_lrc_time
+    from toolkit.lrc import LrcLine, parse_lrc
 
     inside = [line for line in parse_lrc(lrc).lines if line.time < seconds]
     end = round(seconds - 0.01, 2)

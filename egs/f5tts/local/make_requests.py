@@ -2,7 +2,8 @@
 another utterance of the same speaker (its audio and transcript as the prompt), named after the held-out
 utterance so the evaluation compares the generated speech with its reference recording.
 
-    python local/make_requests.py --targets EXP/data/valid.jsonl --prompts EXP/data/train.jsonl --out EXP/requests.jsonl --limit 4
+    python local/make_requests.py --targets EXP/data/valid.jsonl --prompts EXP/data/train.jsonl \
+        --out EXP/requests.jsonl --limit 4
 """
 
 import argparse

@@ -6,6 +6,6 @@ espeak-ng and the mapping tables of `espeak_map`. Back ends load on first use, p
 package imports nothing heavy. Mandarin needs `python -m toolkit.conditioners.g2p.fetch` once.
 """
 
-from .tokenizer import Phonemized, PhonemeTokenizer
+from .tokenizer import PhonemeTokenizer, Phonemized
 
 __all__ = ["PhonemeTokenizer", "Phonemized"]

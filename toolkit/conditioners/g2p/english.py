@@ -11,7 +11,7 @@ phonemizer (and espeak-ng) are imported on first use only.
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+from functools import cache, lru_cache
 
 from ...optional import require
 from .punctuation import KEPT_PUNCTUATION, to_ascii_punctuation
@@ -115,7 +115,7 @@ def normalize_english(text: str) -> str:
 
 # --- espeak ----------------------------------------------------------------------------------------
 
-@lru_cache(maxsize=None)
+@cache
 def espeak_backend(language: str):
     """A phonemizer EspeakBackend for one espeak voice, created on first use and kept."""
     require("phonemizer", "text", f"espeak-ng phonemes ({language})")
@@ -158,7 +158,7 @@ def espeak_phones(text: str, language: str) -> str:
 def merge_phones(phones: str) -> str:
     for rule, new in _MERGE_RULES:
         while rule.search(phones):
-            phones = rule.sub(lambda m: m.group(1) + new + m.group(2), phones)
+            phones = rule.sub(lambda m, new=new: m.group(1) + new + m.group(2), phones)
     return phones
 
 

@@ -41,8 +41,16 @@ class PolyphonePredictor:
                 ids[line.rstrip("\n")] = index  # a repeated entry keeps its last index, as BERT's loader does
         return ids
 
-    @lru_cache(maxsize=4096)
     def _scores(self, text: str) -> np.ndarray:
+        """The model's scores for a text, memoised per instance (the same phrase recurs across lines)."""
+        memo = self.__dict__.setdefault("_memo", {})
+        if text not in memo:
+            if len(memo) >= 4096:
+                memo.clear()
+            memo[text] = self._run(text)
+        return memo[text]
+
+    def _run(self, text: str) -> np.ndarray:
         ids = [self.cls_id] + [self.char_ids.get(ch, self.unknown_id) for ch in text]
         out = self.session.run(["outputs"], {"input_ids": np.asarray([ids], dtype=np.int32)})[0]
         return out[0]  # [len(text), classes]: one row per character (the [CLS] position is not returned)

@@ -24,9 +24,10 @@ import json
 import pickle
 import re
 import zipfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 
@@ -316,7 +317,8 @@ def build_published_recipe(cfg: Mapping[str, Any], dit_path: str | Path):
     """The recipe with the published DiT loaded, without first initialising 1.1 B random weights.
 
     The recipe is built under the meta device (the lazily loaded MuQ-MuLan stays real; the VAE, which
-    loads its weights, is rebuilt for real), the DiT is materialised empty and filled from the file. If anything else ended up on
+    loads its weights, is rebuilt for real), the DiT is materialised empty and filled from the file. If anything
+    else ended up on
     the meta device, the recipe is built the ordinary way instead.
     """
     from ..factory import build_recipe

@@ -11,7 +11,7 @@ upstream CFM.sample (golden/f5tts/README.txt) in pieces the recipe and the parit
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 

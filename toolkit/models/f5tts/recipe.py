@@ -96,20 +96,6 @@ def cross_fade(pieces: list[torch.Tensor], overlap: int) -> torch.Tensor:
     return out
 
 
-def cross_fade(pieces: list[torch.Tensor], overlap: int) -> torch.Tensor:
-    """Join [C, N_i] waves with linear cross-fades of `overlap` samples (shorter pieces: shorter fades)."""
-    out = pieces[0]
-    for piece in pieces[1:]:
-        n = min(overlap, out.shape[-1], piece.shape[-1])
-        if n <= 0:
-            out = torch.cat([out, piece], dim=-1)
-            continue
-        fade = torch.linspace(0, 1, n, dtype=piece.dtype)
-        mixed = out[..., -n:] * (1 - fade) + piece[..., :n] * fade
-        out = torch.cat([out[..., :-n], mixed, piece[..., n:]], dim=-1)
-    return out
-
-
 @RECIPES.register("f5tts")
 class F5TTS(FlowRecipe):
     """F5-TTS: speech from text in the voice of a reference clip (DiT + CFM over mel frames, Vocos)."""
@@ -245,7 +231,8 @@ class F5TTS(FlowRecipe):
                 "condition": "dropped" if dropped else "full"}
         audio = []
         if pieces:
-            joined, info["level"] = self.finish(cross_fade(pieces, int(self.cross_fade_seconds * self.codec.sample_rate)))
+            overlap = int(self.cross_fade_seconds * self.codec.sample_rate)
+            joined, info["level"] = self.finish(cross_fade(pieces, overlap))
             audio = [joined]
             info["seconds"] = joined.shape[-1] / self.codec.sample_rate
         else:

@@ -12,7 +12,7 @@ Then train with `text.vocab=my_vocab.txt` (backbone.text_num_embeds follows from
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import nn
@@ -20,11 +20,13 @@ from torch import nn
 from .checkpoints import TEXT_TABLE
 
 
-def resize_table(table: torch.Tensor, old_vocab: Sequence[str], new_vocab: Sequence[str], seed: int = 0) -> torch.Tensor:
+def resize_table(table: torch.Tensor, old_vocab: Sequence[str], new_vocab: Sequence[str],
+                 seed: int = 0) -> torch.Tensor:
     """[len(old)+1, d] -> [len(new)+1, d]: row 0 kept, known tokens keep their rows, new ones drawn."""
     if table.shape[0] != len(old_vocab) + 1:
         raise ValueError(f"the text table has {table.shape[0]} rows but the old vocabulary has {len(old_vocab)} "
-                         f"tokens (+1 filler row = {len(old_vocab) + 1}): pass the vocab.txt the weights were trained with")
+                         f"tokens (+1 filler row = {len(old_vocab) + 1}): pass the vocab.txt the weights were "
+                         "trained with")
     old_index = {tok: i + 1 for i, tok in enumerate(old_vocab)}
     rows = table[1:].float()
     gen = torch.Generator().manual_seed(seed)
