@@ -16,6 +16,7 @@ from tiny_recipes import song_features
 from toolkit import adapters as ad
 from toolkit.bin import train as train_cli
 from toolkit.checkpoints import load_checkpoint
+from toolkit.io import sha256_files
 from toolkit.models.diffrhythm.request import SongRequest
 from toolkit.models.factory import build_recipe
 from toolkit.training.lora import checkpoint_adapter
@@ -107,7 +108,7 @@ def test_trained_lora_generates_unmerged_as_its_merged_export(tmp_path):
     recipe = build_recipe(base_cfg).eval()
     init_from(recipe, base_ckpt)  # the base as train.init_from read it (EMA weights)
     base_latents = latents(recipe)
-    applied = ad.apply_adapters(recipe, [str(adapter_dir)], base_sha256=ad._sha256_files([base_ckpt])[:16])
+    applied = ad.apply_adapters(recipe, [str(adapter_dir)], base_sha256=sha256_files([base_ckpt])[:16])
     assert applied[0].warnings == []  # trained on exactly this base
     assert sum(isinstance(m, BaseTunerLayer) for m in recipe.modules()) == 7  # 7 projections in the one block
     with_adapter = latents(recipe)
@@ -121,7 +122,7 @@ def test_trained_lora_generates_unmerged_as_its_merged_export(tmp_path):
     record = ad.describe(applied)[0]
     assert record["path"] == str(adapter_dir.resolve()) and record["name"] == "adapter"
     assert record["scale"] == 1.0 and record["rank"] == 4 and record["alpha"] == 8 and record["modules"] == 7
-    assert record["sha256"] == ad._sha256_files([adapter_dir / ad.CONFIG_FILE, adapter_dir / ad.WEIGHTS_FILE])
+    assert record["sha256"] == sha256_files([adapter_dir / ad.CONFIG_FILE, adapter_dir / ad.WEIGHTS_FILE])
 
     # a LoRA run's checkpoint carries the same adapter: applied from memory, it gives the same song
     lora_ckpt = lora_exp / "checkpoints" / "last.pt"

@@ -18,7 +18,6 @@ peft's LoRA layers (one peft adapter per folder, all active), so a folder behave
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import re
@@ -30,7 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .io import atomic_write, atomic_write_text
+from .io import atomic_write, atomic_write_text, sha256_files
 
 CONFIG_FILE = "adapter_config.json"
 WEIGHTS_FILE = "adapter_model.safetensors"
@@ -161,15 +160,6 @@ def _pattern_value(patterns: Mapping[str, Any], module: str, default: Any) -> An
     return default
 
 
-def _sha256_files(paths: Iterable[Path]) -> str:
-    digest = hashlib.sha256()
-    for path in paths:
-        with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 22), b""):
-                digest.update(block)
-    return digest.hexdigest()
-
-
 def read_adapter(path: str | Path) -> Adapter:
     """Read and check an adapter folder (no model needed); AdapterError names what is wrong."""
     from safetensors import SafetensorError, safe_open
@@ -212,7 +202,7 @@ def read_adapter(path: str | Path) -> Adapter:
             made_for = {}
     weights = weights_from_tensors(tensors, str(path / WEIGHTS_FILE))
     return Adapter(config=config, weights=weights, made_for=made_for, path=path,
-                   sha256=_sha256_files([path / CONFIG_FILE, path / WEIGHTS_FILE]))
+                   sha256=sha256_files([path / CONFIG_FILE, path / WEIGHTS_FILE]))
 
 
 def check_config(config: Mapping[str, Any], source: str) -> None:

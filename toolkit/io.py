@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 
@@ -50,15 +50,21 @@ def atomic_torch_save(obj: object, path: str | Path) -> Path:
     return atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
-def sha256_prefix(path: str | Path, length: int = 16) -> str:
-    """The first `length` hex digits of a file's sha256 (read in 4 MB blocks)."""
+def sha256_files(paths: Iterable[str | Path]) -> str:
+    """The sha256 (hex) of the files' bytes one after the other (read in 4 MB blocks)."""
     import hashlib
 
     digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()[:length]
+    for path in paths:
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 22), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def sha256_prefix(path: str | Path, length: int = 16) -> str:
+    """The first `length` hex digits of a file's sha256."""
+    return sha256_files([path])[:length]
 
 
 def describe_file(path: str | Path) -> str:

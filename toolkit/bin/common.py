@@ -30,6 +30,14 @@ def register_user_error(cls: type[BaseException]) -> type[BaseException]:
     return cls
 
 
+def register_toolkit_errors() -> None:
+    """Every error type of the toolkit that describes bad input prints as one line (toolkit.generation.errors)."""
+    from toolkit.generation.errors import user_errors
+
+    for cls in user_errors():
+        register_user_error(cls)
+
+
 def friendly_errors(prog: str) -> Callable[[Callable[..., int]], Callable[..., int]]:
     """Turn bad-input exceptions into `prog: error: message` and exit status 2."""
 

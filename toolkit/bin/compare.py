@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from toolkit.bin.common import UsageError, friendly_errors, register_user_error
+from toolkit.bin.common import UsageError, friendly_errors, register_toolkit_errors
 
 PROG = "toolkit-compare"
 
@@ -50,10 +50,7 @@ def _main(argv: list[str] | None) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from toolkit.generation.errors import user_errors
-
-    for cls in user_errors():
-        register_user_error(cls)
+    register_toolkit_errors()
     return _main(argv)
 
 

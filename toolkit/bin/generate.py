@@ -17,7 +17,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from toolkit.bin.common import UsageError, friendly_errors, register_user_error
+from toolkit.bin.common import UsageError, friendly_errors, register_toolkit_errors
 
 PROG = "toolkit-generate"
 
@@ -222,10 +222,7 @@ def _main(argv: list[str]) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from toolkit.generation.errors import user_errors
-
-    for cls in user_errors():
-        register_user_error(cls)
+    register_toolkit_errors()
     return _main(list(sys.argv[1:] if argv is None else argv))
 
 

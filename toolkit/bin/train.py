@@ -16,14 +16,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from toolkit.bin.common import UsageError, friendly_errors, register_user_error
+from toolkit.bin.common import UsageError, friendly_errors, register_toolkit_errors
 
 
 def _register_errors() -> None:
-    from toolkit.generation.errors import user_errors
-
-    for cls in user_errors():
-        register_user_error(cls)
+    register_toolkit_errors()
 
 
 def default_build_recipe(cfg):

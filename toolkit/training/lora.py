@@ -16,7 +16,6 @@ from __future__ import annotations
 import copy
 import fnmatch
 import functools
-import hashlib
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -27,6 +26,7 @@ from torch import nn
 
 from ..adapters import Adapter, inject, new_config, write_adapter
 from ..checkpoints import strip_ema
+from ..io import sha256_files
 
 # Attention and MLP projections of the Llama-style DiT blocks (DiffRhythm) and F5's DiT blocks.
 DEFAULT_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj",
@@ -121,11 +121,8 @@ def split_lora_state(state: Mapping[str, torch.Tensor]
 
 @functools.lru_cache(maxsize=8)
 def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    """A base file's sha256, hashed once per (path, size, mtime): every checkpoint of a run records it."""
+    return sha256_files([path])
 
 
 def made_for(config: Mapping[str, Any], *, step: int | None = None, weights: str | None = None) -> dict[str, Any]:
