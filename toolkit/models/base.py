@@ -119,8 +119,8 @@ class FlowRecipe(CodecRecipe):
         input_dims = self.conditions.bind(backbone)
         extra = {"input_dims": input_dims} if input_dims else {}
         extra.update(self.backbone_arguments(backbone))
-        self.transformer = BACKBONES.build(backbone, context={"max_frames": self.max_frames},
-                                           latent_dim=codec_module.latent_dim, **extra)
+        context = {"max_frames": self.max_frames, "input_kinds": self.conditions.bound_kinds()}
+        self.transformer = BACKBONES.build(backbone, context=context, latent_dim=codec_module.latent_dim, **extra)
         self.conditions.check_built(self.transformer)
         self.objective = OBJECTIVES.build(objective)
         self.conditions.check_groups(self.objective.drop_groups, "the objective's drop_probs / joint_drop_groups")
@@ -130,6 +130,10 @@ class FlowRecipe(CodecRecipe):
         if level not in LEVEL_POLICIES:
             raise ValueError(f"level must be one of {LEVEL_POLICIES}, not {level!r}")
         self.level, self.peak_db = level, float(peak_db)
+
+    def unguided_options(self) -> dict[str, Any]:
+        """Sampler options that turn guidance off (the `flow` sampler's; a recipe on another sampler overrides)."""
+        return {"cfg_strength": 0.0}
 
     def backbone_arguments(self, node: Any) -> dict[str, Any]:
         """Backbone arguments that follow from the built conditions (a recipe's own; none by default)."""
@@ -196,7 +200,7 @@ class FlowRecipe(CodecRecipe):
                              for i in range(batch)]).to(device=device, dtype=dtype)
         options = dict(options)
         if dropped:
-            options["cfg_strength"] = 0.0  # the unconditional model alone
+            options.update(self.unguided_options())  # the unconditional model alone
         return self.sampler.sample(self.routed, noise, cond, values, mask=mask, negative_conditions=negative,
                                    callback=progress, **options)
 

@@ -35,6 +35,7 @@ from ..keyed_random import keyed_generator, keyed_seed
 from ..protocols import Backbone, Objective
 from ..registry import OBJECTIVES
 from .diffusion_times import NORMAL_DRAWS, TIME_DISTRIBUTIONS, DistributionShift, sobol_uniform, times_from_draws
+from .guidance import present_groups
 
 PATHS = ("v", "rectified_flow")
 BATCH_KEY = -1
@@ -93,6 +94,11 @@ class NoisingObjective(Objective):
         self.time_kwargs = {"trunc_left": trunc_left, "log_snr_mean": log_snr_mean, "log_snr_std": log_snr_std}
         self.seed = seed
 
+    @property
+    def drop_groups(self) -> tuple[str, ...]:
+        """What `drop_probs` drops: a bare backbone's input names, or a recipe's drop groups."""
+        return tuple(self.drop_probs)
+
     def _draw(self, x1: torch.Tensor, lens: torch.Tensor, step: int, index: torch.Tensor) -> dict[str, Any]:
         b, t, d = x1.shape
         raw, uniforms, noises = [], [], []
@@ -142,7 +148,7 @@ class NoisingObjective(Objective):
         drop = dict(drawn["drop"])
         for name, flag in (draws.get("drop") or {}).items():
             drop[name] = torch.as_tensor(flag, dtype=torch.bool, device=x1.device).expand(b)
-        present = {name for name in backbone.inputs() if conditions.get(name) is not None}
+        present = present_groups(backbone, conditions)  # inputs given (bare backbone) or groups (routed)
         drop = {name: flags for name, flags in drop.items() if name in present}
         use_mask = bool(draws.get("mask_padding", drawn["mask_padding"]))
 
