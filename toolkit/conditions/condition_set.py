@@ -26,8 +26,17 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..protocols import (INPUT_CROSS_ATTN, INPUT_GLOBAL, INPUT_PREPEND, OUT_SCALAR, OUT_TOKENS,
-                         OUT_VECTOR, Backbone, Conditioner, InputSpec)
+from ..protocols import (
+    INPUT_CROSS_ATTN,
+    INPUT_GLOBAL,
+    INPUT_PREPEND,
+    OUT_SCALAR,
+    OUT_TOKENS,
+    OUT_VECTOR,
+    Backbone,
+    Conditioner,
+    InputSpec,
+)
 from ..registry import BACKBONES, CONDITIONERS, split_node
 from .spec import AUDIO_GROUP, DEFAULT_SOURCE, ConditionConfigError, parse_conditions
 
@@ -175,6 +184,17 @@ class ConditionSet(nn.ModuleDict):
                 out[name] = value
         return out
 
+    def outputs(self, prepared: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+        """Conditioner outputs of the (batched, prepared) values given, only those (token masks under name/mask)."""
+        out = {}
+        for name, value in prepared.items():
+            result = self[name](value)
+            if self[name].output_kind == OUT_TOKENS:
+                out[name], out[name + MASK_SUFFIX] = result
+            else:
+                out[name] = result
+        return out
+
     def collate(self, items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         """Per condition, the conditioner's batch of the items' prepared values."""
         return {name: c.collate([item[name] for item in items]) for name, c in self.items()}
@@ -186,15 +206,16 @@ class ConditionSet(nn.ModuleDict):
             if spec.uncond == "keep":
                 continue
             conditioner = self[name]
-            value = conditioner.negative(batch, frames) if spec.uncond == "negative" else conditioner.null(batch, frames)
+            negative = spec.uncond == "negative"
+            value = conditioner.negative(batch, frames) if negative else conditioner.null(batch, frames)
             if conditioner.output_kind == OUT_TOKENS:
                 out[name], out[name + MASK_SUFFIX] = value
             else:
                 out[name] = value
         return out
 
-    def routed(self, backbone: Backbone) -> RoutedBackbone:
-        return RoutedBackbone(backbone, self)
+    def routed(self, backbone: Backbone, force_drop: Sequence[str] = ()) -> RoutedBackbone:
+        return RoutedBackbone(backbone, self, force_drop)
 
 
 def _as_generic(value: torch.Tensor, kind: str, input_kind: str) -> torch.Tensor:
@@ -221,8 +242,9 @@ class RoutedBackbone:
     """Calls a backbone with values keyed by condition and drops keyed by group (what objectives and
     samplers speak), translated into its inputs. Not a module: it owns nothing."""
 
-    def __init__(self, backbone: Backbone, conditions: ConditionSet):
+    def __init__(self, backbone: Backbone, conditions: ConditionSet, force_drop: Sequence[str] = ()):
         self.backbone, self.conditions = backbone, conditions
+        self.force_drop = tuple(force_drop)  # groups dropped in every call (an unconditional model's)
 
     def parameters(self, recurse: bool = True):
         return self.backbone.parameters(recurse)
@@ -285,6 +307,8 @@ class RoutedBackbone:
 
     def __call__(self, x: torch.Tensor, cond: torch.Tensor, conditions: Mapping[str, torch.Tensor],
                  time: torch.Tensor, drop: Mapping[str, Any] | None = None) -> torch.Tensor:
+        if self.force_drop:
+            drop = {**(drop or {}), **{g: True for g in self.force_drop}}
         inputs, input_drop = self.route(conditions, drop)
         return self.backbone(x, cond, inputs, time, input_drop or None)
 

@@ -162,8 +162,16 @@ class FlowRecipe(CodecRecipe):
 
     # ---------------------------------------------------------------------------------- generation
     def dropped_conditions(self) -> list[str]:
-        """The conditions the unconditional model goes without: those with a drop group."""
-        return [name for name, spec in self.conditions.specs.items() if spec.drop is not None]
+        """The conditions the unconditional model goes without: those with a drop group (that applies at every
+        input they bind to)."""
+        return [name for name, spec in self.conditions.specs.items()
+                if spec.drop is not None and set(spec.drop_at) == set(spec.inputs)]
+
+    def partly_dropped_groups(self) -> list[str]:
+        """Drop groups of conditions dropped at some of their inputs only (`drop_at`): the unconditional model
+        keeps their values and drops them where training does."""
+        return sorted({spec.drop for spec in self.conditions.specs.values()
+                       if spec.drop is not None and set(spec.drop_at) != set(spec.inputs)})
 
     def request_values(self, values: Mapping[str, Any], span: Span, dropped: bool = False) -> dict[str, Any]:
         """Request values by the conditions' `request` keys -> prepared values by condition name; with
@@ -176,13 +184,15 @@ class FlowRecipe(CodecRecipe):
     def sample(self, prepared: Mapping[str, Any], frames: int, *, batch: int, seed: int,
                cond: torch.Tensor | None = None, mask: torch.Tensor | None = None, options: Mapping[str, Any] = (),
                dropped: bool = False, extra: Mapping[str, torch.Tensor] | None = None,
-               progress: Callable[..., None] | None = None) -> torch.Tensor:
+               progress: Callable[..., None] | None = None, negative: Mapping[str, Any] | None = None
+               ) -> torch.Tensor:
         """Latents [batch, frames, D] for one request: item i from noise seeded `seed + i`.
 
         prepared: un-batched prepared values by condition name; cond: [frames, D] reference latent (zeros
         where generated; None = nothing given); mask: [frames] bool, True where generated; options: sampler
         arguments the request sets (steps, cfg_strength, ...); dropped: no guidance (the unconditional
-        model); extra: more backbone entries for every item (a frame mask).
+        model); extra: more backbone entries for every item (a frame mask); negative: un-batched prepared values
+        by condition name that guidance's unconditional half sees instead (a request's negative prompt).
         """
         device, dtype = self.device, self.dtype
         latent_dim = self.codec.latent_dim
@@ -191,7 +201,9 @@ class FlowRecipe(CodecRecipe):
         values = self.conditions(batched, null=null, batch=batch, frames=frames)
         values = {k: _to(v, device, dtype) for k, v in values.items()}
         values.update({k: v.to(device) for k, v in (extra or {}).items()})
-        negative = {k: _to(v, device, dtype) for k, v in self.conditions.negatives(batch, frames).items()}
+        given = {name: self.conditions[name].collate([value] * batch) for name, value in (negative or {}).items()}
+        negative = {**self.conditions.negatives(batch, frames), **self.conditions.outputs(given)}
+        negative = {k: _to(v, device, dtype) for k, v in negative.items()}
         cond = torch.zeros(frames, latent_dim) if cond is None else cond
         cond = cond.to(device=device, dtype=dtype)[None].expand(batch, -1, -1)
         if mask is not None:
@@ -201,7 +213,8 @@ class FlowRecipe(CodecRecipe):
         options = dict(options)
         if dropped:
             options.update(self.unguided_options())  # the unconditional model alone
-        return self.sampler.sample(self.routed, noise, cond, values, mask=mask, negative_conditions=negative,
+        routed = self.conditions.routed(self.transformer, self.partly_dropped_groups()) if dropped else self.routed
+        return self.sampler.sample(routed, noise, cond, values, mask=mask, negative_conditions=negative,
                                    callback=progress, **options)
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor:

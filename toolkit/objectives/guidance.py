@@ -20,7 +20,8 @@ this module keeps upstream's form and its rescale so Stable Audio Open's numbers
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import torch
 

@@ -16,7 +16,7 @@ torchdiffeq, and only these few functions are needed; the parity tests pin them 
 from __future__ import annotations
 
 import math
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 import torch
 

@@ -26,7 +26,8 @@ Any draw can be injected through `draws`: "time" [B] (final, after the shift), "
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch.nn import functional as F
