@@ -26,7 +26,8 @@ SAO_1 = {  # Stable Audio Open 1.0's layout at toy sizes
     "model_type": "diffusion_cond", "sample_size": 4096, "sample_rate": 44100, "audio_channels": 2,
     "model": {
         "pretransform": {"type": "autoencoder", "iterate_batch": True, "config": {
-            "encoder": {"type": "oobleck", "requires_grad": False, "config": {"in_channels": 2, "latent_dim": 8, **VAE}},
+            "encoder": {"type": "oobleck", "requires_grad": False,
+                        "config": {"in_channels": 2, "latent_dim": 8, **VAE}},
             "decoder": {"type": "oobleck", "config": {"out_channels": 2, "latent_dim": 4, "final_tanh": False, **VAE}},
             "bottleneck": {"type": "vae"}, "latent_dim": 4, "downsampling_ratio": 8, "io_channels": 2}},
         "conditioning": {"configs": [
@@ -175,8 +176,9 @@ def test_the_t5_folder_inside_is_found_and_the_recipe_picked(tmp_path, t5, capsy
     assert (tmp_path / "x.wav").is_file()
 
 
-@pytest.mark.parametrize("change,named", [("missing", "model.model.transformer.layers.0.ff.ff.0.proj.bias"),
-                                          ("shape", "conditioner.conditioners.seconds_total.embedder.embedding.1.bias")])
+@pytest.mark.parametrize("change,named", [
+    ("missing", "model.model.transformer.layers.0.ff.ff.0.proj.bias"),
+    ("shape", "conditioner.conditioners.seconds_total.embedder.embedding.1.bias")])
 def test_a_mismatch_is_named_by_its_published_key(tmp_path, t5, capsys, change, named):
     folder = published_folder(tmp_path / "published", SAO_1)
     state = load_file(str(folder / "model.safetensors"))
