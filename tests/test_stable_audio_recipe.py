@@ -222,3 +222,36 @@ def test_learned_text_words_are_hashed_stably():
     assert torch.all(tokens[1] == 0) and torch.all(tokens[0, 3] == 0)
     null_tokens, null_mask = text.null(2)
     assert null_tokens.shape == tokens.shape and not null_mask.any()
+
+
+def test_learned_text_word_dropout_only_in_training():
+    from toolkit.registry import CONDITIONERS
+
+    text = CONDITIONERS.build({"type": "learned_text", "output_dim": 8, "max_words": 8, "word_dropout": 0.5})
+    ids = torch.stack([text.prepare("organ 84 bpm major key solemn chorale baroque")] * 64)
+    text.eval()
+    assert bool(text(ids)[1].all())
+    text.train()
+    torch.manual_seed(0)
+    kept = text(ids)[1].float().mean()
+    assert 0.35 < kept < 0.65  # about half of the words are left out
+    with pytest.raises(ValueError, match="word_dropout"):
+        CONDITIONERS.build({"type": "learned_text", "word_dropout": 1.0})
+
+
+def test_mel_codec_per_band_statistics_round_trip():
+    from toolkit.registry import CODECS
+
+    bands = 8
+    mean, std = [float(i) / 4 for i in range(bands)], [0.5 + i / 8 for i in range(bands)]
+    codec = CODECS.build({**MEL, "latent_mean": mean, "latent_std": std})
+    plain = CODECS.build({**MEL, "latent_mean": 0.0, "latent_std": 1.0})
+    wav = 0.3 * torch.sin(torch.linspace(0, 900, 4000))[None, None].repeat(1, 2, 1)
+    z, raw = codec.encode(wav), plain.encode(wav)
+    expected = (raw - torch.tensor(mean).repeat(2)) / torch.tensor(std).repeat(2)  # both channels, band by band
+    assert torch.allclose(z, expected, atol=1e-5)
+    assert torch.allclose(codec.latents_to_log_mel(z), plain.latents_to_log_mel(raw), atol=1e-4)
+    with pytest.raises(ValueError, match="8 numbers \\(one per mel band\\), got 3"):
+        CODECS.build({**MEL, "latent_std": [1.0, 2.0, 3.0]})
+    with pytest.raises(ValueError, match="latent_std must be positive"):
+        CODECS.build({**MEL, "latent_std": [1.0] * 7 + [0.0]})

@@ -45,6 +45,9 @@ class LearnedTextConditioner(Conditioner):
         max_words: tokens per prompt (longer prompts are cut, with a warning-free truncation).
         embed_dim: width inside the encoder; layers, heads: transformer encoder layers over the words (0: none).
         key: the request / manifest field (default "prompt").
+        word_dropout: in training, each word is left out with this probability (torch's generator, which the
+            trainer seeds and checkpoints), so the model learns what each word means rather than each whole
+            prompt: a combination of words never seen together in training still means something.
     prepare(text) -> int64 ids [max_words] (0 = padding); forward(ids [B, N]) -> (tokens [B, N, output_dim],
     mask [B, N] bool); null(B) -> zero tokens and an all-False mask (the null embedding of the cross-attention).
     """
@@ -53,11 +56,14 @@ class LearnedTextConditioner(Conditioner):
     default_source = "prompt"
 
     def __init__(self, output_dim: int = 256, *, buckets: int = 4096, max_words: int = 32, embed_dim: int = 128,
-                 layers: int = 0, heads: int = 4, key: str = "prompt"):
+                 layers: int = 0, heads: int = 4, key: str = "prompt", word_dropout: float = 0.0):
         super().__init__()
         if buckets < 1 or max_words < 1:
             raise ValueError(f"learned_text: buckets and max_words must be >= 1 (got {buckets}, {max_words})")
+        if not 0 <= word_dropout < 1:
+            raise ValueError(f"learned_text: word_dropout must be in [0, 1), got {word_dropout}")
         self.output_dim, self.buckets, self.max_words, self.key = int(output_dim), int(buckets), int(max_words), key
+        self.word_dropout = float(word_dropout)
         self.embedding = nn.Embedding(self.buckets + 1, embed_dim, padding_idx=0)
         self.position = nn.Parameter(torch.randn(self.max_words, embed_dim) * 0.02)
         self.encoder = nn.ModuleList(
@@ -79,6 +85,9 @@ class LearnedTextConditioner(Conditioner):
         if prepared.dim() != 2:
             raise ValueError(f"{self.key}: forward takes word ids [B, N], not {list(prepared.shape)}")
         ids = prepared.to(device=self.proj.weight.device, dtype=torch.long)
+        if self.training and self.word_dropout > 0:
+            kept = torch.rand(ids.shape, device=ids.device) >= self.word_dropout
+            ids = ids * kept  # a left-out word becomes padding
         mask = ids != 0
         h = self.embedding(ids) + self.position[: ids.shape[1]]
         for layer in self.encoder:
@@ -94,4 +103,4 @@ class LearnedTextConditioner(Conditioner):
 
     def extra_repr(self) -> str:
         return (f"key={self.key}, buckets={self.buckets}, max_words={self.max_words}, "
-                f"layers={len(self.encoder)}, output_dim={self.output_dim}")
+                f"layers={len(self.encoder)}, output_dim={self.output_dim}, word_dropout={self.word_dropout}")
