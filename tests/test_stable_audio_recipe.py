@@ -255,3 +255,18 @@ def test_mel_codec_per_band_statistics_round_trip():
         CODECS.build({**MEL, "latent_std": [1.0, 2.0, 3.0]})
     with pytest.raises(ValueError, match="latent_std must be positive"):
         CODECS.build({**MEL, "latent_std": [1.0] * 7 + [0.0]})
+
+
+def test_unmasked_loss_sums_to_the_steps_mean_as_the_trainer_sums_it():
+    """The trainer sums the losses of its validation batches and micro-batches; each is weighted by its share of
+    the step's frames, so the sum is the mean over all of them (not their count times it)."""
+    r = build_recipe(tiny())
+    b = batch(r)
+    whole = r.training_step(b, StepContext(step=-1, time_override=0.9))["loss_value"]
+    halves = [{**b, "latent": b["latent"][i:i + 1], "lens": b["lens"][i:i + 1],
+               "sample_index": b["sample_index"][i:i + 1],
+               "conditions": {k: v[i:i + 1] for k, v in b["conditions"].items()}} for i in range(2)]
+    frames = int(b["lens"].sum())
+    parts = [r.training_step(h, StepContext(step=-1, time_override=0.9, num_valid_global=frames))["loss_value"]
+             for h in halves]
+    assert torch.allclose(parts[0] + parts[1], whole, rtol=1e-5)

@@ -17,8 +17,8 @@ exp=exp/default
 data=""             # a folder of your songs (tags give the prompts); empty = the embedded chorale set
 pretrained=""       # a folder with a published model_config.json + model.safetensors: skips training
 t5=""               # a local T5 folder (t5-base): the text encoder for training, or the published model's
-num_pieces=12       # size of the embedded set
-valid_fraction=0.2  # share of the songs held out for validation (2 of the 12 embedded pieces)
+num_pieces=20       # size of the embedded set (5 pieces per ensemble)
+valid_fraction=0.2  # share of the songs held out for validation (4 of the 20 embedded pieces)
 piece_seconds=30    # each embedded piece is cut at a phrase end by then
 chorales_dir=data/chorales   # where the embedded set is built (cached)
 num_songs=8         # outputs generated for the evaluation: the validation songs first, then training songs

@@ -136,8 +136,9 @@ class NoisingObjective(Objective):
         """x1 [B, T, D] clean latents, lens [B] valid frames -> {"loss", "loss_sum", "num_loss_frames", "pred",
         "target", "x_t", "noise", "time", "drop", "valid"} (valid: the [B, T] mask the loss used, or None).
 
-        num_valid_global: with a masked loss, the valid frames of the whole (multi-process) batch, so the loss is
-        its sum / (frames x D) as in `cfm`; the unmasked loss is the local mean (upstream's) either way.
+        num_valid_global: the valid frames of the whole (multi-process, all micro-batches) step, as the trainer
+        counts them: a masked loss is its sum / (frames x D) as in `cfm`; the unmasked loss, upstream's local mean,
+        is weighted by this batch's share of those frames, so the sum the trainer forms is the step's mean.
         """
         b, t, _ = x1.shape
         lens = lens.to(x1.device)
@@ -162,6 +163,9 @@ class NoisingObjective(Objective):
             loss = err.sum() / (torch.as_tensor(num_valid_global, device=x1.device) * x1.shape[2])
         else:
             loss = err.mean() if err.numel() else err.sum()
+            if num_valid_global is not None:  # this batch's share of the global frames: summed over processes and
+                # micro-batches (as the trainer sums them) the losses give the frame-weighted mean
+                loss = loss * lens.sum() / torch.as_tensor(num_valid_global, device=x1.device)
         return {"loss": loss, "loss_sum": err.sum(), "num_loss_frames": frames, "pred": pred, "target": target,
                 "x_t": x_t, "noise": noise, "time": time, "drop": drop, "valid": valid}
 
