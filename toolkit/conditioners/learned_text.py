@@ -82,8 +82,9 @@ class LearnedTextConditioner(Conditioner):
         return out
 
     def forward(self, prepared: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if prepared.dim() != 2:
-            raise ValueError(f"{self.key}: forward takes word ids [B, N], not {list(prepared.shape)}")
+        if prepared.dim() != 2 or prepared.shape[1] > self.max_words:
+            raise ValueError(f"{self.key}: forward takes word ids [B, N <= {self.max_words}], not "
+                             f"{list(prepared.shape)}; were they prepared with another max_words? (rerun extract)")
         ids = prepared.to(device=self.proj.weight.device, dtype=torch.long)
         if self.training and self.word_dropout > 0:
             kept = torch.rand(ids.shape, device=ids.device) >= self.word_dropout
