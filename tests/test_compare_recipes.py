@@ -17,7 +17,7 @@ from toolkit.experiments.compare_plan import PlanError, make_plan
 ROOT = Path(__file__).resolve().parents[1]
 EGS = ROOT / "egs"
 CODEC = ["codec.sample_rate=16000", "codec.n_fft=512", "codec.hop_length=256", "codec.n_mels=32",
-         "codec.griffin_lim_iters=2"]
+         "codec.griffin_lim_iters=2", "codec.latent_mean=1.0", "codec.latent_std=1.9"]
 TRAIN = ["max_frames=96", "train.batch_size=2", "train.max_steps=3", "train.warmup_steps=1", "train.save_every=3",
          "train.valid_every=3", "train.keep_last=1", "train.ema.update_after_step=1", "train.progress=false",
          "train.tensorboard=false", "train.valid_windows=1"]

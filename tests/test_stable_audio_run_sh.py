@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 TINY = [
     "max_frames=96", "default_seconds=2.0",
-    "codec.n_mels=32", "codec.griffin_lim_iters=4",
+    "codec.n_mels=32", "codec.griffin_lim_iters=4", "codec.latent_mean=1.0", "codec.latent_std=1.9",
     "backbone.embed_dim=64", "backbone.depth=1", "backbone.num_heads=2", "backbone.project_cond_tokens=true",
     "sampler.steps=2",
     "train.batch_size=2", "train.max_steps=3", "train.warmup_steps=1", "train.valid_every=3",
@@ -54,3 +54,23 @@ def test_run_sh_all_stages(tmp_path):
     assert res.returncode == 0, res.stdout + res.stderr
     assert res.stderr.count("already generated, skipped") == 2
     assert {p: p.stat().st_mtime_ns for p in (exp / "songs").rglob("*.wav")} == songs_before
+
+
+def test_run_sh_with_a_t5_folder_trains_on_t5_tokens(tmp_path):
+    """--t5 DIR: the prompt condition becomes T5 tokens (frozen, outside the checkpoint; only its projection
+    trains)."""
+    import torch
+    from test_stable_audio_pretrained import t5_folder
+
+    t5 = t5_folder(tmp_path / "t5-base")
+    exp = tmp_path / "exp"
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "HF_HUB_OFFLINE": "1",
+           "OMP_NUM_THREADS": "1"}
+    cmd = ["bash", str(ROOT / "egs/stable_audio/run.sh"), "--exp", str(exp), "--chorales_dir", str(tmp_path / "songs"),
+           "--num_pieces", "2", "--piece_seconds", "8", "--t5", str(t5), "--stop_stage", "2", *TINY]
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    ckpt = torch.load(exp / "checkpoints" / "last.pt", map_location="cpu", weights_only=True)
+    keys = list(ckpt["model_state_dict"])
+    assert "conditions.prompt.proj_out.weight" in keys and not any("encoder.block" in k for k in keys)
+    assert ckpt["config"]["conditions"]["prompt"]["conditioner"]["type"] == "t5_text"
