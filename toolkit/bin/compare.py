@@ -3,8 +3,8 @@
   python -m toolkit.bin.compare --conf egs/compare/conf/default.yaml --exp egs/compare/exp/default
          [--stage 0] [--stop-stage 4] [--data SONGS_DIR] [key=value ...]
 
-Stages: 0 data (corpus, manifests, each recipe's requests for the same songs), 1 train (extract + train each model once),
-2 generate (each variant), 3 evaluate (each variant, one evaluator for all), 4 report.
+Stages: 0 data (corpus, manifests, each recipe's requests for the same songs), 1 train (extract + train each
+model once), 2 generate (each variant), 3 evaluate (each variant, one evaluator for all), 4 report.
 A step whose inputs have not changed since it last finished is skipped, so an interrupted or extended
 run picks up where it stopped. `key=value` arguments whose first part names a section of the compare
 config (requests.count=1, corpus.num_pieces=4, ...) change that config; any other (backbone.depth=2,

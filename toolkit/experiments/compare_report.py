@@ -124,7 +124,8 @@ def collect(plan: Plan, runner: Runner) -> dict[str, Any]:
         models.append({"name": m.name, "recipe": m.recipe, "conf": str(m.conf),
                        "overrides": " ".join(["(common)"] + own) if common else " ".join(own),
                        "train_seconds": runner.timing(f"train/{m.name}"),
-                       "train_cpu_seconds": runner.timing(f"train/{m.name}", "cpu"), "final_step": summary.get("final_step"),
+                       "train_cpu_seconds": runner.timing(f"train/{m.name}", "cpu"),
+                       "final_step": summary.get("final_step"),
                        "final_valid_loss": summary.get("final_valid_loss"),
                        "checkpoint_mb": round(ckpt.stat().st_size / 2 ** 20, 1) if ckpt.is_file() else None,
                        "used_by": ", ".join(used_by)})

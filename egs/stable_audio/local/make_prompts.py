@@ -6,8 +6,8 @@ The embedded chorales: "<genres>, <ensemble>, <tempo> BPM, <major|minor> key, <m
 organ, 84 BPM, major key, solemn". The ensemble and tempo come from the chorale builder's record
 (SONGS_DIR/manifest.jsonl and its .build/ records, found beside the audio when --songs is not given); the key
 from its mood tag (the builder tags a piece "dark" when music21's key analysis finds minor, "bright" for major).
-Other songs: their genres and moods (and `bpm`, `key` fields when a manifest has them). train.jsonl and valid.jsonl are rewritten in
-place (atomically); a prompt already there is kept, so the step can be rerun.
+Other songs: their genres and moods (and `bpm`, `key` fields when a manifest has them). train.jsonl and
+valid.jsonl are rewritten in place (atomically); a prompt already there is kept, so the step can be rerun.
 """
 
 import argparse
