@@ -14,6 +14,8 @@ import yaml
 
 from toolkit.experiments.compare_plan import PlanError, make_plan
 
+pytestmark = [pytest.mark.e2e]  # runs the harness stages in subprocesses
+
 ROOT = Path(__file__).resolve().parents[1]
 EGS = ROOT / "egs"
 CODEC = ["codec.sample_rate=16000", "codec.n_fft=512", "codec.hop_length=256", "codec.n_mels=32",

@@ -6,6 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = [pytest.mark.e2e]  # runs egs/stable_audio/run.sh
+
 ROOT = Path(__file__).resolve().parents[1]
 
 TINY = [
