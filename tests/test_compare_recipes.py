@@ -14,8 +14,6 @@ import yaml
 
 from toolkit.experiments.compare_plan import PlanError, make_plan
 
-pytestmark = [pytest.mark.e2e]  # runs the harness stages in subprocesses
-
 ROOT = Path(__file__).resolve().parents[1]
 EGS = ROOT / "egs"
 CODEC = ["codec.sample_rate=16000", "codec.n_fft=512", "codec.hop_length=256", "codec.n_mels=32",
@@ -89,6 +87,7 @@ def compared(tmp_path_factory):
     return exp
 
 
+@pytest.mark.e2e  # runs the harness stages in subprocesses
 def test_one_table_with_rows_from_three_recipes_and_backbones(compared):
     doc = json.loads((compared / "report" / "report.json").read_text())
     rows = {r["name"]: r for r in doc["variants"]}
@@ -105,6 +104,7 @@ def test_one_table_with_rows_from_three_recipes_and_backbones(compared):
     assert "a note from the config" in doc["notes"]
 
 
+@pytest.mark.e2e
 def test_every_recipe_got_the_same_songs_and_seeds(compared):
     doc = json.loads((compared / "report" / "report.json").read_text())
     by_recipe = doc["requests"]["by_recipe"]
