@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Comparison harness: several recipes or config variants on one request set with one seed set, one report.
-# Stages: 0 data + request set, 1 extract + train (once per model), 2 generate, 3 evaluate, 4 report.
+# Comparison harness: several recipes, backbones or config variants on one task (the same songs, seconds and
+# seeds, each recipe reading them in its own request format), one evaluator, one report.
+# Stages: 0 data + requests, 1 extract + train (once per model), 2 generate, 3 evaluate, 4 report.
 # Variants live in the config (conf/default.yaml); adding one needs no code. See docs/compare.md.
-#   bash egs/compare/run.sh                                  # the defaults (about 10-15 min on 2 cores)
+#   bash egs/compare/run.sh                                  # recipes side by side (at most 15 min on 2 cores)
+#   bash egs/compare/run.sh --conf conf/speech.yaml --exp exp/speech   # F5-TTS settings on the speech set
 #   bash egs/compare/run.sh --stage 4                        # rewrite the report only
 #   bash egs/compare/run.sh requests.count=1 train.max_steps=20   # compare-config / model overrides
 set -euo pipefail

@@ -30,14 +30,15 @@ from ..modules.input_embedding import ConcatInputEmbedding
 from ..modules.rotary import RotaryEmbedding, apply_rotary
 from ..modules.text_embedding import ConvTextEmbedding
 from ..modules.timestep import TimestepEmbedding
-from ..protocols import INPUT_GLOBAL, OUT_IDS, Backbone, InputSpec, generic_input
+from ..protocols import INPUT_GLOBAL, OUT_FRAME_IDS, OUT_IDS, Backbone, InputSpec, generic_input
 from ..registry import BACKBONES
 from .drops import drop_masks
 
 DROP_GROUPS = ("audio", "text")
 INPUTS = {
-    "text": InputSpec("text_tokens", accepts=(OUT_IDS,), required=True,
-                      doc="character / pinyin ids padded with -1, cut or padded to the frames inside"),
+    "text": InputSpec("text_tokens", accepts=(OUT_IDS, OUT_FRAME_IDS), required=True,
+                      doc="character / pinyin ids padded with -1, cut or padded to the frames inside; or ids "
+                          "already on the frames (0 = filler, e.g. DiffRhythm's lyrics)"),
     INPUT_GLOBAL: generic_input(INPUT_GLOBAL, doc="vectors added to the time embedding through an MLP"),
 }
 TEXT_MAX_POSITIONS = 8192  # upstream's precomputed text position table (freqs_cis [8192, text_dim])
@@ -123,6 +124,8 @@ class F5DiT(Backbone):
         text_dim: text feature width (512); conv_layers: ConvNeXt-V2 blocks over the text (4).
         text_mask_padding: zero padding positions around every text block (True in v1; False = F5TTS_Base v0).
         input_dims: {"global": width} to add the optional global input.
+        input_kinds: what the recipe binds to each input ({"text": ("frame_ids",)} when the text ids are already
+            frame-aligned with 0 as filler, as DiffRhythm's lyrics; F5's own text is ids padded with -1).
 
     forward(x, cond, conditions, time, drop=None):
         x, cond: [B, T, latent_dim]; conditions: "text" int [B, n] character indices padded with -1
@@ -135,13 +138,15 @@ class F5DiT(Backbone):
 
     def __init__(self, dim: int = 1024, depth: int = 22, heads: int = 16, dim_head: int = 64, ff_mult: int = 2,
                  dropout: float = 0.1, *, latent_dim: int = 100, text_num_embeds: int = 2545, text_dim: int = 512,
-                 conv_layers: int = 4, text_mask_padding: bool = True, input_dims: dict[str, int] | None = None):
+                 conv_layers: int = 4, text_mask_padding: bool = True, input_dims: dict[str, int] | None = None,
+                 input_kinds: Mapping[str, tuple[str, ...]] | None = None):
         super().__init__()
         input_dims = dict(input_dims or {})
         unknown = sorted(set(input_dims) - {INPUT_GLOBAL})
         if unknown:
             raise ValueError(f"dit_f5 has no optional input(s) {unknown}; optional: global")
         self.global_dim = input_dims.get(INPUT_GLOBAL)
+        self.text_on_frames = OUT_FRAME_IDS in tuple((input_kinds or {}).get("text", ()))
         self.dim, self.depth, self.latent_dim = dim, depth, latent_dim
         self.text_num_embeds, self.text_dim = text_num_embeds, text_dim
         self.text_mask_padding = bool(text_mask_padding)
@@ -207,7 +212,10 @@ class F5DiT(Backbone):
         c = self.time_embed(time)
         if self.global_dim:
             c = c + self.global_embed(conditions[INPUT_GLOBAL].to(c.dtype))
-        ids = frame_text(conditions["text"].to(x.device), t, lengths)
+        text = conditions["text"].to(x.device)
+        if self.text_on_frames:  # 0 = filler, k = token k: shifted into F5's "-1 = padding" convention
+            text = text.long() - 1
+        ids = frame_text(text, t, lengths)
         text = self.embed_text(ids, drop_text, mask).to(x.dtype)
         cond = cond.to(x.dtype)
         if drop_audio is not None:

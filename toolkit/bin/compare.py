@@ -1,10 +1,10 @@
-"""Run several recipes or config variants on one request set with one seed set; write one report.
+"""Run several recipes, backbones or config variants on one task (the same songs and seeds); write one report.
 
   python -m toolkit.bin.compare --conf egs/compare/conf/default.yaml --exp egs/compare/exp/default
          [--stage 0] [--stop-stage 4] [--data SONGS_DIR] [key=value ...]
 
-Stages: 0 data (corpus, manifests, the request set), 1 train (extract + train each model once),
-2 generate (each variant), 3 evaluate (each variant, one evaluator for all), 4 report.
+Stages: 0 data (corpus, manifests, each recipe's requests for the same songs), 1 train (extract + train each
+model once), 2 generate (each variant), 3 evaluate (each variant, one evaluator for all), 4 report.
 A step whose inputs have not changed since it last finished is skipped, so an interrupted or extended
 run picks up where it stopped. `key=value` arguments whose first part names a section of the compare
 config (requests.count=1, corpus.num_pieces=4, ...) change that config; any other (backbone.depth=2,

@@ -1,11 +1,15 @@
 """The `mel` codec: log-mel frames as latents, decoded by Griffin-Lim (no weights) or a local Vocos.
 
 Latents: per-channel log-mels stacked along the feature axis, latent_dim = n_mels * channels (channel 0's
-mels first), then normalised z = (logmel - latent_mean) / latent_std. Frames follow the centred STFT:
+mels first), then normalised z = (logmel - latent_mean) / latent_std (numbers, or one per mel band shared by the
+channels: music's low bands vary with the notes, its high bands mostly with the instruments, and per-band
+statistics weigh them alike). Frames follow the centred STFT:
 N samples give N // hop + 1 frames, and T frames decode to T * hop samples (as Vocos does).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -39,12 +43,11 @@ class MelCodec(Codec):
                  f_min: float = 0.0, f_max: float | None = None, log_floor: float = 1e-5,
                  vocoder: str = "griffin_lim", vocoder_path: str | None = None, griffin_lim_iters: int = 64,
                  griffin_lim_momentum: float = 0.99, griffin_lim_seed: int = 0,
-                 latent_mean: float = DEFAULT_LATENT_MEAN, latent_std: float = DEFAULT_LATENT_STD):
+                 latent_mean: float | Sequence[float] = DEFAULT_LATENT_MEAN,
+                 latent_std: float | Sequence[float] = DEFAULT_LATENT_STD):
         super().__init__()
         if vocoder not in VOCODERS:
             raise ValueError(f"unknown vocoder {vocoder!r}; choose one of {', '.join(VOCODERS)}")
-        if latent_std <= 0:
-            raise ValueError(f"latent_std must be positive, got {latent_std}")
         if channels < 1:
             raise ValueError(f"channels must be >= 1, got {channels}")
         settings = {"sample_rate": sample_rate, "n_fft": n_fft, "hop_length": hop_length, "n_mels": n_mels}
@@ -75,8 +78,24 @@ class MelCodec(Codec):
         self.vocoder = vocoder
         self.griffin_lim_iters, self.griffin_lim_momentum = int(griffin_lim_iters), float(griffin_lim_momentum)
         self.griffin_lim_seed = int(griffin_lim_seed)
-        self.latent_mean, self.latent_std = float(latent_mean), float(latent_std)
+        self.latent_mean, self.latent_std = self._stat(latent_mean, "latent_mean"), self._stat(latent_std, "latent_std")
+        std = self.latent_std
+        if not (std > 0 if isinstance(std, float) else bool((std > 0).all())):
+            raise ValueError(f"latent_std must be positive, got {latent_std}")
         self.eval()
+
+    def _stat(self, value: float | Sequence[float], name: str) -> float | torch.Tensor:
+        """A number, or one value per mel band -> [C * M] in the latents' channel-major order."""
+        if isinstance(value, (int, float)):
+            return float(value)
+        values = torch.tensor([float(v) for v in value], dtype=torch.float32, device="cpu")  # also under meta
+        if values.shape != (self.n_mels,):
+            raise ValueError(f"{name} must be a number or {self.n_mels} numbers (one per mel band), got "
+                             f"{values.numel()}")
+        return values.repeat(self.channels)
+
+    def _as(self, stat: float | torch.Tensor, like: torch.Tensor) -> float | torch.Tensor:
+        return stat if isinstance(stat, float) else stat.to(device=like.device, dtype=like.dtype)
 
     def log_mel(self, wav: torch.Tensor) -> torch.Tensor:
         """[B, C, N] -> raw log-mels [B, C, n_mels, N//hop + 1]."""
@@ -89,13 +108,14 @@ class MelCodec(Codec):
             raise ValueError(f"expected audio [batch, {self.channels}, samples], got {tuple(wav.shape)}")
         mel = self.log_mel(wav.to(self.features.mel_spec.mel_scale.fb.dtype))  # [B, C, M, T]
         z = mel.flatten(1, 2).transpose(1, 2)                       # [B, T, C*M], channel-major
-        return (z - self.latent_mean) / self.latent_std
+        return (z - self._as(self.latent_mean, z)) / self._as(self.latent_std, z)
 
     def latents_to_log_mel(self, z: torch.Tensor) -> torch.Tensor:
         """[B, T, C*M] normalised latents -> raw log-mels [B, C, M, T]."""
         if z.dim() != 3 or z.shape[-1] != self.latent_dim:
             raise ValueError(f"expected latents [batch, frames, {self.latent_dim}], got {tuple(z.shape)}")
-        mel = z.to(self.features.mel_spec.mel_scale.fb.dtype) * self.latent_std + self.latent_mean
+        z = z.to(self.features.mel_spec.mel_scale.fb.dtype)
+        mel = z * self._as(self.latent_std, z) + self._as(self.latent_mean, z)
         return mel.transpose(1, 2).reshape(z.shape[0], self.channels, self.n_mels, z.shape[1])
 
     @torch.no_grad()

@@ -4,6 +4,11 @@
     f = n * w * 2 pi   (w: 128 learned frequencies, `embedder.embedding.0.weights`)
     token = Linear(257, output_dim)(cat(n, sin f, cos f))       (`embedder.embedding.1`; n FIRST, then SIN, COS)
 
+With `derive` ("start" or "total") the value is Stable Audio's timing of the frames it is prepared for, as
+stable-audio-tools' dataset computes it: a training window's start in its song (seconds_start) or the whole
+song's length (seconds_total), in seconds; nothing is cached at extraction (`source: null` in a config). At
+generation a request's value is used, else 0 for the start and the planned length for the total.
+
 Output: (tokens [B, 1, output_dim], mask [B, 1] float ones). Bound to a cross-attention or prepend input the
 token is used as it is; bound to a global input its single token is the vector (upstream squeezes it).
 Unlike `scalar_time` (a fixed sinusoid of a [0, 1] fraction, DiffRhythm), the frequencies are learned and the
@@ -24,6 +29,7 @@ from ..protocols import OUT_TOKENS, Conditioner
 from ..registry import CONDITIONERS
 
 FOURIER_DIM = 256
+DERIVED = (None, "start", "total")  # where a derived number comes from: a window's start, its song's length
 
 
 class LearnedPositionalEmbedding(nn.Module):
@@ -60,6 +66,7 @@ class NumberConditioner(Conditioner):
         output_dim: token width (Stable Audio Open: 768, its cond_dim).
         min_val, max_val: the range (Stable Audio Open 1.0: 0, 512 seconds; Small: 0, 256).
         key: the request / metadata field (e.g. "seconds_total"; default "number").
+        derive: None (the value comes from the data), "start" or "total" (from the window, see above).
     prepare(value): a number, a 0-dim tensor or a one-element list / tuple (upstream unwraps those) ->
         a 0-dim float32 tensor of the raw value. forward(prepared [B]) -> (tokens [B, 1, output_dim],
         mask [B, 1] float ones). null(B) -> zeros of both.
@@ -67,11 +74,15 @@ class NumberConditioner(Conditioner):
 
     output_kind = OUT_TOKENS
 
-    def __init__(self, output_dim: int = 768, min_val: float = 0.0, max_val: float = 512.0, *, key: str = "number"):
+    def __init__(self, output_dim: int = 768, min_val: float = 0.0, max_val: float = 512.0, *, key: str = "number",
+                 derive: str | None = None):
         super().__init__()
         if not max_val > min_val:
             raise ValueError(f"number conditioner: max_val ({max_val}) must be greater than min_val ({min_val})")
+        if derive not in DERIVED:
+            raise ValueError(f"number conditioner: derive must be one of {DERIVED}, not {derive!r}")
         self.output_dim, self.min_val, self.max_val, self.key = int(output_dim), min_val, max_val, key
+        self.derive = derive
         self.embedder = NumberEmbedder(self.output_dim)
 
     def prepare(self, value: Any, *, num_frames: int | None = None) -> torch.Tensor:
@@ -85,6 +96,26 @@ class NumberConditioner(Conditioner):
         if not math.isfinite(number):
             raise ValueError(f"{self.key}: {value!r} is not a finite number")
         return torch.tensor(number, dtype=torch.float32)
+
+    # ------------------------------------------------------------------------------------- data path
+    def extract(self, value: Any, span: Any) -> Any:
+        return None if self.derive else self.prepare(value)
+
+    def crop(self, cached: Any, span: Any) -> torch.Tensor:
+        """A training window's value: its start (floor seconds) or its song's length (ceil seconds), as
+        stable-audio-tools' dataset gives seconds_start / seconds_total; a cached value otherwise."""
+        if self.derive == "start":
+            return torch.tensor(float(math.floor(span.start / span.frame_rate)))
+        if self.derive == "total":
+            return torch.tensor(float(math.ceil(span.total / span.frame_rate)))
+        return cached
+
+    def from_request(self, value: Any, span: Any) -> torch.Tensor:
+        if value is None and self.derive == "start":
+            return torch.tensor(0.0)
+        if value is None and self.derive == "total":
+            return torch.tensor(float(span.start_seconds + span.seconds))
+        return self.prepare(value)
 
     def normalize(self, prepared: torch.Tensor) -> torch.Tensor:
         """[B] raw values -> clamped and scaled to [0, 1] (float32, as upstream, then the embedder's dtype)."""
@@ -105,4 +136,5 @@ class NumberConditioner(Conditioner):
                 torch.zeros(batch_size, 1, device=weight.device))
 
     def extra_repr(self) -> str:
-        return f"key={self.key}, output_dim={self.output_dim}, min_val={self.min_val}, max_val={self.max_val}"
+        derive = f", derive={self.derive}" if self.derive else ""
+        return f"key={self.key}, output_dim={self.output_dim}, min_val={self.min_val}, max_val={self.max_val}{derive}"

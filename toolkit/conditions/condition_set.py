@@ -11,6 +11,8 @@ speak of conditions by name and of drop groups, the backbone of inputs, and the 
   * conditions bound to a generic input (global, cross_attn, prepend, input_concat) are dropped here (a
     dropped item's value becomes zeros, the null embedding of audiocraft and stable-audio-tools) and then
     concatenated in config order (features for global / input_concat, tokens and masks for the others);
+  * a condition bound to several inputs (`input: [cross_attn, global]`) reaches each with one value; its drop
+    group applies at the inputs of its `drop_at` (all by default);
   * entries that are no condition (a frame mask the objective adds) pass through, and the "audio" group's
     mask goes with the audio prompt.
 """
@@ -85,11 +87,12 @@ class ConditionSet(nn.ModuleDict):
         backbone, declared = self._declared(backbone_node)
         bound: dict[str, list[str]] = {}
         for spec in self.specs.values():
-            if spec.input not in declared:
-                raise ConditionConfigError(
-                    f"condition '{spec.name}' binds to input '{spec.input}', which backbone {backbone} does not "
-                    f"have; its inputs: {describe_inputs(declared) or '(none declared)'}")
-            bound.setdefault(spec.input, []).append(spec.name)
+            for input_name in spec.inputs:
+                if input_name not in declared:
+                    raise ConditionConfigError(
+                        f"condition '{spec.name}' binds to input '{input_name}', which backbone {backbone} does not "
+                        f"have; its inputs: {describe_inputs(declared) or '(none declared)'}")
+                bound.setdefault(input_name, []).append(spec.name)
         dims = {}
         for input_name, names in bound.items():
             target = declared[input_name]
@@ -128,6 +131,11 @@ class ConditionSet(nn.ModuleDict):
                                            f"widths {widths}; tokens are concatenated, so they must agree")
             return widths[0]
         return sum(widths)
+
+    def bound_kinds(self) -> dict[str, tuple[str, ...]]:
+        """{input: output kinds of the conditions bound to it}, after `bind`: a backbone whose input takes several
+        kinds learns which one it gets (the recipe offers it as the build context `input_kinds`)."""
+        return {name: tuple(self[c].output_kind for c in names) for name, names in self.bound.items()}
 
     def check_built(self, backbone: Backbone) -> None:
         """The built backbone has every bound input, and every input it requires is bound."""
@@ -176,6 +184,17 @@ class ConditionSet(nn.ModuleDict):
                 out[name] = value
         return out
 
+    def outputs(self, prepared: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+        """Conditioner outputs of the (batched, prepared) values given, only those (token masks under name/mask)."""
+        out = {}
+        for name, value in prepared.items():
+            result = self[name](value)
+            if self[name].output_kind == OUT_TOKENS:
+                out[name], out[name + MASK_SUFFIX] = result
+            else:
+                out[name] = result
+        return out
+
     def collate(self, items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         """Per condition, the conditioner's batch of the items' prepared values."""
         return {name: c.collate([item[name] for item in items]) for name, c in self.items()}
@@ -195,8 +214,8 @@ class ConditionSet(nn.ModuleDict):
                 out[name] = value
         return out
 
-    def routed(self, backbone: Backbone) -> RoutedBackbone:
-        return RoutedBackbone(backbone, self)
+    def routed(self, backbone: Backbone, force_drop: Sequence[str] = ()) -> RoutedBackbone:
+        return RoutedBackbone(backbone, self, force_drop)
 
 
 def _as_generic(value: torch.Tensor, kind: str, input_kind: str) -> torch.Tensor:
@@ -223,11 +242,18 @@ class RoutedBackbone:
     """Calls a backbone with values keyed by condition and drops keyed by group (what objectives and
     samplers speak), translated into its inputs. Not a module: it owns nothing."""
 
-    def __init__(self, backbone: Backbone, conditions: ConditionSet):
+    def __init__(self, backbone: Backbone, conditions: ConditionSet, force_drop: Sequence[str] = ()):
         self.backbone, self.conditions = backbone, conditions
+        self.force_drop = tuple(force_drop)  # groups dropped in every call (an unconditional model's)
 
     def parameters(self, recurse: bool = True):
         return self.backbone.parameters(recurse)
+
+    def groups_of(self, values: Mapping[str, Any]) -> set[str]:
+        """The drop groups of the conditions that have a value in `values` (what guidance and the noising
+        objectives ask where an unrouted backbone answers with its input names)."""
+        specs = self.conditions.specs
+        return {specs[k].drop for k, v in values.items() if k in specs and specs[k].drop and v is not None}
 
     def __getattr__(self, name: str) -> Any:  # attributes the samplers read (latent_dim, ...)
         return getattr(self.backbone, name)
@@ -251,7 +277,7 @@ class RoutedBackbone:
                 if name + MASK_SUFFIX in values and target.mask:
                     inputs[target.mask] = values[name + MASK_SUFFIX]
                 group = specs[name].drop
-                if group is not None and drop.get(group) is not None:
+                if specs[name].dropped_at(input_name) and drop.get(group) is not None:
                     input_drop[input_name] = drop[group]
                 continue
             parts, masks = [], []
@@ -259,7 +285,7 @@ class RoutedBackbone:
                 conditioner = self.conditions[name]
                 value = _as_generic(values[name], conditioner.output_kind, target.kind)
                 group = specs[name].drop
-                flags = drop.get(group) if group is not None else None
+                flags = drop.get(group) if specs[name].dropped_at(input_name) else None
                 if flags is not None:
                     flags = torch.as_tensor(flags, dtype=torch.bool).expand(batch or value.shape[0])
                 parts.append(_zero_dropped(value, flags))
@@ -281,6 +307,8 @@ class RoutedBackbone:
 
     def __call__(self, x: torch.Tensor, cond: torch.Tensor, conditions: Mapping[str, torch.Tensor],
                  time: torch.Tensor, drop: Mapping[str, Any] | None = None) -> torch.Tensor:
+        if self.force_drop:
+            drop = {**(drop or {}), **{g: True for g in self.force_drop}}
         inputs, input_drop = self.route(conditions, drop)
         return self.backbone(x, cond, inputs, time, input_drop or None)
 

@@ -7,8 +7,12 @@
                                       # the frames (start time, duration); default: what the conditioner
                                       # reads (its `default_source`), so swapping the conditioner swaps it
         request: style                # the request value it reads at generation (default: its name)
-        input: style                  # the backbone input it binds to (default: its name)
+        input: style                  # the backbone input it binds to (default: its name); a list binds one
+                                      # value to several inputs (Stable Audio's seconds_total: cross_attn and
+                                      # global), one conditioner and one set of weights
         drop: style                   # drop group for training dropout and guidance (default: none)
+        drop_at: [cross_attn]         # with several inputs: those where the drop applies (default: all of them;
+                                      # stable-audio-tools drops the cross-attention copy, keeps the global one)
         uncond: negative              # what guidance's unconditional half sees when its group is not
                                       # dropped there: keep (the same value), dropped (the null value) or negative
 """
@@ -19,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-FIELDS = ("conditioner", "source", "request", "input", "drop", "uncond")
+FIELDS = ("conditioner", "source", "request", "input", "drop", "drop_at", "uncond")
 UNCOND = ("keep", "dropped", "negative")
 AUDIO_GROUP = "audio"  # the audio prompt's drop group; no condition may take the name
 DEFAULT_SOURCE = "<conditioner default>"  # `source:` left out: the conditioner's own default_source
@@ -35,9 +39,19 @@ class ConditionSpec:
     conditioner: Any
     source: str | None
     request: str | None
-    input: str
+    inputs: tuple[str, ...]
     drop: str | None = None
     uncond: str = "keep"
+    drop_at: tuple[str, ...] = ()  # the inputs where the drop group applies (all of `inputs` by default)
+
+    @property
+    def input(self) -> str:
+        """The first (usually only) input it binds to."""
+        return self.inputs[0]
+
+    def dropped_at(self, input_name: str) -> bool:
+        """Whether dropping the condition's group drops its value at `input_name`."""
+        return self.drop is not None and input_name in self.drop_at
 
 
 def _plain(node: Any) -> Any:
@@ -70,8 +84,26 @@ def parse_condition(name: str, node: Any) -> ConditionSpec:
         raise ConditionConfigError(f"conditions.{name}.uncond must be one of {UNCOND}, not {uncond!r}")
     source = node.get("source", DEFAULT_SOURCE)
     request = node.get("request", name)
+    inputs = _names(node.get("input", name), f"conditions.{name}.input")
+    drop_at = _names(node["drop_at"], f"conditions.{name}.drop_at") if node.get("drop_at") is not None else inputs
+    stray = sorted(set(drop_at) - set(inputs))
+    if stray:
+        raise ConditionConfigError(f"conditions.{name}.drop_at names {stray}, which it does not bind to; its inputs: "
+                                   f"{list(inputs)}")
+    if node.get("drop_at") is not None and node.get("drop") is None:
+        raise ConditionConfigError(f"conditions.{name}.drop_at needs a drop group (`drop:`) to apply")
     return ConditionSpec(name=name, conditioner=node["conditioner"], source=source, request=request,
-                         input=str(node.get("input", name)), drop=node.get("drop"), uncond=uncond)
+                         inputs=inputs, drop=node.get("drop"), uncond=uncond, drop_at=drop_at)
+
+
+def _names(value: Any, where: str) -> tuple[str, ...]:
+    """An input name or a list of them -> a tuple without repeats."""
+    names = [value] if isinstance(value, str) else list(value) if isinstance(value, (list, tuple)) else None
+    if not names or not all(isinstance(n, str) and n for n in names):
+        raise ConditionConfigError(f"{where} must be an input name or a list of input names, not {value!r}")
+    if len(set(names)) != len(names):
+        raise ConditionConfigError(f"{where} repeats an input: {names}")
+    return tuple(names)
 
 
 def parse_conditions(node: Any) -> list[ConditionSpec]:

@@ -112,7 +112,8 @@ def metric_vs_x_png(rows: Sequence[dict[str, Any]], x: str, metrics: Sequence[st
 
 # ------------------------------------------------------------------------------------------------ the report
 
-SETTING_COLUMNS = (("name", "variant"), ("model", "model"), ("steps", "steps"), ("solver", "solver"),
+SETTING_COLUMNS = (("name", "variant"), ("recipe", "recipe"), ("backbone", "backbone"), ("model", "model"),
+                   ("steps", "steps"), ("solver", "solver"),
                    ("nfe", "NFE"), ("guidance", "CFG"), ("count", "songs"))
 TIME_COLUMNS = (("train_seconds", "train s"), ("generate_seconds", "generate s"),
                 ("generate_cpu_seconds", "generate CPU s"), ("generate_load", "load"), ("status", "status"))

@@ -11,12 +11,34 @@ from typing import Any
 from ..models.requests import RequestError
 
 VARIANT_KEYS = {"name", "recipe", "conf", "overrides", "train", "model", "drop_conditions", "description"}
+RECIPE_KEYS = {"conf", "generate", "requests", "manifests", "overrides", "description"}
+# How a recipe's scripts are called unless its entry gives `args`; {placeholders} are filled in by the runner:
+# {out} the file to write, {seconds} {count} {seed} the request set's, {valid} {train} the prepared manifests,
+# {data} their folder, {songs} the corpus folder.
+REQUEST_ARGS = ("--out", "{out}", "--seconds", "{seconds}", "--limit", "{count}", "--seed", "{seed}",
+                "--manifest", "{valid}", "--manifest", "{train}")
+MANIFEST_ARGS = ("--data", "{data}", "--songs", "{songs}")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 EGS = Path(__file__).resolve().parents[2] / "egs"
 
 
 class PlanError(RequestError):
     """A comparison config that cannot be run; the message names the entry and the fix."""
+
+
+@dataclass
+class Script:
+    """A recipe's script (request set, manifest fields) and its argument template."""
+
+    path: Path
+    args: list[str]
+
+    def command(self, python: str, values: dict[str, Any]) -> list[str]:
+        try:
+            return [python, str(self.path), *(a.format(**values) for a in self.args)]
+        except (KeyError, IndexError) as err:
+            raise PlanError(f"{self.path}: argument template {self.args} uses an unknown placeholder {err}; known: "
+                            f"{', '.join('{' + k + '}' for k in values)}") from None
 
 
 @dataclass
@@ -28,6 +50,7 @@ class Model:
     conf: Path
     overrides: list[str]
     shared: bool  # a recipe's base model (train: false variants) rather than one variant's own
+    own: list[str] = field(default_factory=list)  # what it adds to the common overrides (recipe's + variant's)
 
 
 @dataclass
@@ -86,6 +109,23 @@ def _string_list(value: Any, where: str) -> list[str]:
     return list(value)
 
 
+def _script(node: Any, default_args: tuple[str, ...], conf_dir: Path, where: str) -> Script | None:
+    """A script entry: a path (called with `default_args`) or {script: path, args: [...]}; None when absent."""
+    if not node:
+        return None
+    if isinstance(node, str):
+        node = {"script": node}
+    if not isinstance(node, dict) or not node.get("script"):
+        raise PlanError(f"{where}: give a script path, or {{script: PATH, args: [...]}}")
+    path = resolve_path(str(node["script"]), conf_dir)
+    if not path.is_file():
+        raise PlanError(f"{where}: {path} does not exist")
+    args = node.get("args", list(default_args))
+    if isinstance(args, str) or not all(isinstance(a, (str, int, float)) for a in args):
+        raise PlanError(f"{where}.args: give a list of arguments, e.g. [--out, '{{out}}']")
+    return Script(path, [str(a) for a in args])
+
+
 def make_plan(conf: str | Path, exp: str | Path, overrides: list[str], data: str | None = None) -> Plan:
     """Read the compare config and decide which models to train and which variants use them."""
     from omegaconf import OmegaConf
@@ -106,16 +146,21 @@ def make_plan(conf: str | Path, exp: str | Path, overrides: list[str], data: str
     for name, node in recipes.items():
         if not isinstance(node, dict) or "conf" not in node:
             raise PlanError(f"{conf_path}: recipes.{name} needs a conf: (the recipe's config file)")
+        unknown = set(node) - RECIPE_KEYS
+        if unknown:
+            raise PlanError(f"{conf_path}: recipes.{name}: unknown key(s) {', '.join(sorted(unknown))}; known: "
+                            f"{', '.join(sorted(RECIPE_KEYS))}")
         node["conf"] = resolve_path(node["conf"], conf_dir)
         if not node["conf"].is_file():
             raise PlanError(f"recipes.{name}.conf: {node['conf']} does not exist")
         node.setdefault("generate", "toolkit.bin.generate")
-        if node.get("requests"):
-            node["requests"] = resolve_path(node["requests"], conf_dir)
+        node["requests"] = _script(node.get("requests"), REQUEST_ARGS, conf_dir, f"recipes.{name}.requests")
+        node["manifests"] = _script(node.get("manifests"), MANIFEST_ARGS, conf_dir, f"recipes.{name}.manifests")
+        node["overrides"] = _string_list(node.get("overrides"), f"recipes.{name}.overrides")
     variants_cfg = cfg.get("variants") or []
     if not variants_cfg:
         raise PlanError(f"{conf_path}: no variants: to compare (a list of {{name, overrides, train}})")
-    common = _string_list(cfg.get("common"), "common") + forwarded
+    common = _string_list(cfg.get("common"), "common")
     plan = Plan(cfg=cfg, conf_path=conf_path, exp=Path(exp).resolve(), recipes=recipes, forwarded=forwarded)
     seen: set[str] = set()
     wanted_models: list[tuple[str, str]] = []
@@ -141,19 +186,22 @@ def make_plan(conf: str | Path, exp: str | Path, overrides: list[str], data: str
         if not conf_file.is_file():
             raise PlanError(f"{where} ({name}): conf {conf_file} does not exist")
         own_overrides = _string_list(node.get("overrides"), f"{where} ({name}).overrides")
+        base = list(common) + recipes[recipe]["overrides"] + forwarded  # a recipe's own after the common ones
         train = bool(node.get("train", False))
         if train:
             if node.get("model"):
                 raise PlanError(f"{where} ({name}): train: true trains the variant's own model; drop model:")
             model = name
-            plan.models[model] = Model(model, recipe, conf_file, common + own_overrides, shared=False)
+            plan.models[model] = Model(model, recipe, conf_file, base + own_overrides, shared=False,
+                                       own=recipes[recipe]["overrides"] + own_overrides)
         elif node.get("model"):
             model = str(node["model"])
             wanted_models.append((name, model))
         else:
             model = f"base_{recipe}" if conf_file == recipes[recipe]["conf"] else f"base_{recipe}_{conf_file.stem}"
-            plan.models.setdefault(model, Model(model, recipe, conf_file, list(common), shared=True))
-        plan.variants.append(Variant(name, recipe, model, common + own_overrides, train,
+            plan.models.setdefault(model, Model(model, recipe, conf_file, list(base), shared=True,
+                                                own=list(recipes[recipe]["overrides"])))
+        plan.variants.append(Variant(name, recipe, model, base + own_overrides, train,
                                      bool(node.get("drop_conditions", False)), node.get("description"),
                                      own_overrides))
     for name, model in wanted_models:

@@ -58,7 +58,7 @@ def collect(plan: Plan, runner: Runner) -> dict[str, Any]:
     from toolkit.io import atomic_write_text
 
     exp = plan.exp
-    common = list(plan.cfg.get("common") or []) + plan.forwarded
+    common = list(plan.cfg.get("common") or [])
     configs_dir = exp / "report" / "configs"
     configs_dir.mkdir(parents=True, exist_ok=True)
     rows, configs, notes, busy = [], {}, [], []
@@ -75,6 +75,8 @@ def collect(plan: Plan, runner: Runner) -> dict[str, Any]:
         else:  # not generated (yet): record what it would run
             config = to_plain(load_config(plan.models[v.model].conf, v.overrides))
         sampler = config.get("sampler") if isinstance(config.get("sampler"), dict) else {}
+        backbone = config.get("backbone")
+        row["backbone"] = backbone.get("type") if isinstance(backbone, dict) else backbone
         row["solver"] = sampler.get("method", "euler")
         if row.get("steps") is None:
             row["steps"] = sampler.get("steps")
@@ -118,26 +120,35 @@ def collect(plan: Plan, runner: Runner) -> dict[str, Any]:
         folder = exp / "models" / m.name
         summary = _read_json(folder / "train_summary.json") or {}
         ckpt = runner.checkpoint(m.name)
-        own = m.overrides[len(common):] if m.overrides[:len(common)] == common else m.overrides
+        own = list(m.own) + [o for o in plan.forwarded if o not in m.own]
         models.append({"name": m.name, "recipe": m.recipe, "conf": str(m.conf),
                        "overrides": " ".join(["(common)"] + own) if common else " ".join(own),
                        "train_seconds": runner.timing(f"train/{m.name}"),
-                       "train_cpu_seconds": runner.timing(f"train/{m.name}", "cpu"), "final_step": summary.get("final_step"),
+                       "train_cpu_seconds": runner.timing(f"train/{m.name}", "cpu"),
+                       "final_step": summary.get("final_step"),
                        "final_valid_loss": summary.get("final_valid_loss"),
                        "checkpoint_mb": round(ckpt.stat().st_size / 2 ** 20, 1) if ckpt.is_file() else None,
                        "used_by": ", ".join(used_by)})
     req = plan.cfg.get("requests") or {}
-    requests_path = exp / "requests" / "requests.jsonl"
-    if requests_path.is_file():
-        lines = [json.loads(line) for line in requests_path.read_text(encoding="utf-8").splitlines() if line.strip()]
-        seeds = [r.get("seed") for r in lines]
+    by_recipe = {}
+    for recipe in runner.used_recipes():
+        path = runner.requests_file(recipe)
+        if path.is_file():
+            lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+            by_recipe[recipe] = {"path": str(path), "seeds": [r.get("seed") for r in lines],
+                                 "names": [r.get("id") or r.get("title") for r in lines]}
+            seeds = by_recipe[recipe]["seeds"] if seeds is None else seeds
+    if len({json.dumps([r["seeds"], r["names"]]) for r in by_recipe.values()}) > 1:
+        notes.append("the recipes' request scripts gave different songs or seeds: "
+                     + "; ".join(f"{k}: {v['names']} seeds {v['seeds']}" for k, v in by_recipe.items()))
+    notes += [str(n) for n in (plan.cfg.get("report") or {}).get("notes") or []]
     runs_path = exp / "runs.jsonl"
     runs = ([json.loads(line) for line in runs_path.read_text(encoding="utf-8").splitlines() if line.strip()]
             if runs_path.is_file() else [])
     return {"kind": "compare", "title": str(exp), "written": time.strftime("%Y-%m-%d %H:%M:%S"),
             "conf": str(plan.conf_path), "exp": str(exp),
-            "requests": {"path": str(exp / "requests" / "requests.jsonl"), "count": req.get("count"),
-                         "seconds": req.get("seconds"), "seeds": seeds},
+            "requests": {"path": str(exp / "requests"), "count": req.get("count"), "seconds": req.get("seconds"),
+                         "seeds": seeds, "by_recipe": by_recipe},
             "reference_count": reference_count, "embedding": embedding, "variants": rows, "models": models,
             "machine": machine_record(), "versions": versions_record(), "runs": runs,
             "timings": dict(sorted(runner.timings.items())), "configs": configs,

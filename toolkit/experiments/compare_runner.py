@@ -92,57 +92,85 @@ class Runner:
         self.log(f"  {what}: {seconds:.1f} s (CPU {cpu:.1f} s, load {load})")
 
     # -- stage 0
-    def data(self) -> None:
+    def used_recipes(self) -> list[str]:
+        """The recipes some variant names, in the order of `recipes:`."""
+        used = {v.recipe for v in self.plan.variants}
+        return [name for name in self.plan.recipes if name in used]
+
+    def corpus(self) -> Path:
+        """The songs: the user's folder, or the corpus the config builds (the chorale set by default)."""
         corpus = self.plan.cfg.get("corpus") or {}
-        py = sys.executable
         if corpus.get("dir"):
             songs = resolve_path(str(corpus["dir"]), self.plan.conf_path.parent)
             if not songs.is_dir():
                 raise PlanError(f"corpus.dir: {songs} is not a folder of songs")
-        else:
-            songs = self.exp / "corpus"
-            key = {"num_pieces": corpus.get("num_pieces", 8), "max_seconds": corpus.get("max_seconds")}
-            if not self.done(songs, key):
-                self.log(f"building the chorale set ({key['num_pieces']} pieces) in {songs}")
-                cmd = [py, "-m", "toolkit.bin.make_chorales", "--out", str(songs), "--num-pieces",
-                       str(key["num_pieces"])]
-                if key["max_seconds"] is not None:
-                    cmd += ["--max-seconds", str(key["max_seconds"])]
-                self.run("data/corpus", cmd)
-                self.mark(songs, key)
+            return songs
+        songs = self.exp / "corpus"
+        build = corpus.get("build") or ["toolkit.bin.make_chorales", "--num-pieces", "{num_pieces}"]
+        values = {"num_pieces": corpus.get("num_pieces", 8)}
+        key = {"build": build, **values, "max_seconds": corpus.get("max_seconds")}
+        if not self.done(songs, key):
+            self.log(f"building the corpus ({' '.join(map(str, build))}) in {songs}")
+            try:
+                cmd = [sys.executable, "-m", *(str(a).format(**values) for a in build), "--out", str(songs)]
+            except (KeyError, IndexError) as err:
+                raise PlanError(f"corpus.build {build}: unknown placeholder {err}; known: {{num_pieces}}") from None
+            if key["max_seconds"] is not None:
+                cmd += ["--max-seconds", str(key["max_seconds"])]
+            self.run("data/corpus", cmd)
+            self.mark(songs, key)
+        return songs
+
+    def data(self) -> None:
+        corpus = self.plan.cfg.get("corpus") or {}
+        songs = self.corpus()
         manifests = self.exp / "data"
-        key = {"songs": str(songs), "valid_fraction": corpus.get("valid_fraction", 0.1), "files": _listing(songs)}
+        scripts = {name: self.plan.recipes[name]["manifests"] for name in self.used_recipes()
+                   if self.plan.recipes[name].get("manifests")}
+        key = {"songs": str(songs), "valid_fraction": corpus.get("valid_fraction", 0.1), "files": _listing(songs),
+               "manifest_scripts": {n: [str(s.path), s.args] for n, s in scripts.items()}}
         if not self.done(manifests, key):
             if manifests.exists():
                 shutil.rmtree(manifests)
-            self.run("data/prepare", [py, "-m", "toolkit.bin.prepare", "--data", str(songs), "--out", str(manifests),
-                                      "--valid-fraction", str(key["valid_fraction"]), "--quiet"])
+            self.run("data/prepare", [sys.executable, "-m", "toolkit.bin.prepare", "--data", str(songs), "--out",
+                                      str(manifests), "--valid-fraction", str(key["valid_fraction"]), "--quiet"])
+            for name, script in scripts.items():  # fields a recipe reads (Stable Audio's prompts), added in place
+                self.run(f"data/manifests_{name}", script.command(sys.executable, self.values(songs=songs)))
             self.mark(manifests, key)
-        self.requests()
+        self.requests(songs)
 
     def manifests(self) -> list[Path]:
         data = self.exp / "data"
         return [p for p in (data / "valid.jsonl", data / "train.jsonl") if p.is_file()]
 
-    def requests(self) -> None:
-        """The one request set: every variant generates these songs with these seeds."""
+    def values(self, **extra: Any) -> dict[str, Any]:
+        """What a recipe script's argument template may name."""
         req = self.plan.cfg.get("requests") or {}
-        scripts = {str(r["requests"]) for r in self.plan.recipes.values() if r.get("requests")}
-        if len(scripts) != 1:
-            raise PlanError("exactly one request script is needed for the shared request set: give recipes.<name>."
-                             f"requests (found {len(scripts)})")
-        out = self.exp / "requests"
-        key = {"script": scripts.pop(), "count": req.get("count", 2), "seconds": req.get("seconds", 5.0),
-               "seed": req.get("seed", 0), "data": self.stamp_digest(self.exp / "data")}
-        if self.done(out, key):
-            return
-        out.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, key["script"], "--out", str(out / "requests.jsonl"), "--seconds", str(key["seconds"]),
-               "--limit", str(key["count"]), "--seed", str(key["seed"])]
-        for manifest in self.manifests():
-            cmd += ["--manifest", str(manifest)]
-        self.run("data/requests", cmd)
-        self.mark(out, key)
+        data = self.exp / "data"
+        return {"seconds": req.get("seconds", 5.0), "count": req.get("count", 2), "seed": req.get("seed", 0),
+                "data": str(data), "valid": str(data / "valid.jsonl"), "train": str(data / "train.jsonl"), **extra}
+
+    def requests_file(self, recipe: str) -> Path:
+        return self.exp / "requests" / recipe / "requests.jsonl"
+
+    def requests(self, songs: Path) -> None:
+        """The request set: the same songs, seconds and seeds for every recipe, in each recipe's own format (its
+        script turns the prepared manifests into its requests)."""
+        missing = [name for name in self.used_recipes() if not self.plan.recipes[name].get("requests")]
+        if missing:
+            raise PlanError(f"recipes {missing} have no request script: give recipes.<name>.requests (it turns the "
+                            "prepared manifests into that recipe's request set)")
+        for name in self.used_recipes():
+            script = self.plan.recipes[name]["requests"]
+            out = self.requests_file(name)
+            values = self.values(out=str(out), songs=str(songs))
+            key = {"script": str(script.path), "args": script.args, "count": values["count"],
+                   "seconds": values["seconds"], "seed": values["seed"], "data": self.stamp_digest(self.exp / "data")}
+            if self.done(out.parent, key):
+                continue
+            out.parent.mkdir(parents=True, exist_ok=True)
+            self.run(f"data/requests_{name}", script.command(sys.executable, values))
+            self.mark(out.parent, key)
 
     # -- stage 1
     def features_key(self, model: Model) -> tuple[str, dict]:
@@ -190,12 +218,12 @@ class Runner:
         recipe = self.plan.recipes[variant.recipe]
         folder = self.exp / "songs" / variant.name
         cmd = [sys.executable, "-m", recipe["generate"], "--ckpt", str(ckpt), "--requests",
-               str(self.exp / "requests" / "requests.jsonl"), "--out", str(folder), "--quiet"]
+               str(self.requests_file(variant.recipe)), "--out", str(folder), "--quiet"]
         if variant.drop_conditions:
             cmd.append("--drop-conditions")
         cmd += variant.overrides
         key = {"cmd": cmd[1:], "model": self.stamp_digest(self.exp / "models" / variant.model),
-               "requests": self.stamp_digest(self.exp / "requests")}
+               "requests": self.stamp_digest(self.requests_file(variant.recipe).parent)}
         if self.done(folder, key):
             self.log(f"  generate/{variant.name}: done before, skipped")
             return

@@ -120,8 +120,8 @@ class FlowRecipe(CodecRecipe):
         input_dims = self.conditions.bind(backbone)
         extra = {"input_dims": input_dims} if input_dims else {}
         extra.update(self.backbone_arguments(backbone))
-        self.transformer = BACKBONES.build(backbone, context={"max_frames": self.max_frames},
-                                           latent_dim=codec_module.latent_dim, **extra)
+        context = {"max_frames": self.max_frames, "input_kinds": self.conditions.bound_kinds()}
+        self.transformer = BACKBONES.build(backbone, context=context, latent_dim=codec_module.latent_dim, **extra)
         self.conditions.check_built(self.transformer)
         self.objective = OBJECTIVES.build(objective)
         self.conditions.check_groups(self.objective.drop_groups, "the objective's drop_probs / joint_drop_groups")
@@ -131,6 +131,10 @@ class FlowRecipe(CodecRecipe):
         if level not in LEVEL_POLICIES:
             raise ValueError(f"level must be one of {LEVEL_POLICIES}, not {level!r}")
         self.level, self.peak_db = level, float(peak_db)
+
+    def unguided_options(self) -> dict[str, Any]:
+        """Sampler options that turn guidance off (the `flow` sampler's; a recipe on another sampler overrides)."""
+        return {"cfg_strength": 0.0}
 
     def backbone_arguments(self, node: Any) -> dict[str, Any]:
         """Backbone arguments that follow from the built conditions (a recipe's own; none by default)."""
@@ -159,8 +163,16 @@ class FlowRecipe(CodecRecipe):
 
     # ---------------------------------------------------------------------------------- generation
     def dropped_conditions(self) -> list[str]:
-        """The conditions the unconditional model goes without: those with a drop group."""
-        return [name for name, spec in self.conditions.specs.items() if spec.drop is not None]
+        """The conditions the unconditional model goes without: those with a drop group (that applies at every
+        input they bind to)."""
+        return [name for name, spec in self.conditions.specs.items()
+                if spec.drop is not None and set(spec.drop_at) == set(spec.inputs)]
+
+    def partly_dropped_groups(self) -> list[str]:
+        """Drop groups of conditions dropped at some of their inputs only (`drop_at`): the unconditional model
+        keeps their values and drops them where training does."""
+        return sorted({spec.drop for spec in self.conditions.specs.values()
+                       if spec.drop is not None and set(spec.drop_at) != set(spec.inputs)})
 
     def request_values(self, values: Mapping[str, Any], span: Span, dropped: bool = False) -> dict[str, Any]:
         """Request values by the conditions' `request` keys -> prepared values by condition name; with
@@ -173,13 +185,15 @@ class FlowRecipe(CodecRecipe):
     def sample(self, prepared: Mapping[str, Any], frames: int, *, batch: int, seed: int,
                cond: torch.Tensor | None = None, mask: torch.Tensor | None = None, options: Mapping[str, Any] = (),
                dropped: bool = False, extra: Mapping[str, torch.Tensor] | None = None,
-               progress: Callable[..., None] | None = None) -> torch.Tensor:
+               progress: Callable[..., None] | None = None, negative: Mapping[str, Any] | None = None
+               ) -> torch.Tensor:
         """Latents [batch, frames, D] for one request: item i from noise seeded `seed + i`.
 
         prepared: un-batched prepared values by condition name; cond: [frames, D] reference latent (zeros
         where generated; None = nothing given); mask: [frames] bool, True where generated; options: sampler
         arguments the request sets (steps, cfg_strength, ...); dropped: no guidance (the unconditional
-        model); extra: more backbone entries for every item (a frame mask).
+        model); extra: more backbone entries for every item (a frame mask); negative: un-batched prepared values
+        by condition name that guidance's unconditional half sees instead (a request's negative prompt).
         """
         device, dtype = self.device, integration_dtype(self.dtype)
         latent_dim = self.codec.latent_dim
@@ -188,7 +202,9 @@ class FlowRecipe(CodecRecipe):
         values = self.conditions(batched, null=null, batch=batch, frames=frames)
         values = {k: _to(v, device, dtype) for k, v in values.items()}
         values.update({k: v.to(device) for k, v in (extra or {}).items()})
-        negative = {k: _to(v, device, dtype) for k, v in self.conditions.negatives(batch, frames).items()}
+        given = {name: self.conditions[name].collate([value] * batch) for name, value in (negative or {}).items()}
+        negative = {**self.conditions.negatives(batch, frames), **self.conditions.outputs(given)}
+        negative = {k: _to(v, device, dtype) for k, v in negative.items()}
         cond = torch.zeros(frames, latent_dim) if cond is None else cond
         cond = cond.to(device=device, dtype=dtype)[None].expand(batch, -1, -1)
         if mask is not None:
@@ -197,8 +213,9 @@ class FlowRecipe(CodecRecipe):
                              for i in range(batch)]).to(device=device, dtype=dtype)
         options = dict(options)
         if dropped:
-            options["cfg_strength"] = 0.0  # the unconditional model alone
-        return self.sampler.sample(self.routed, noise, cond, values, mask=mask, negative_conditions=negative,
+            options.update(self.unguided_options())  # the unconditional model alone
+        routed = self.conditions.routed(self.transformer, self.partly_dropped_groups()) if dropped else self.routed
+        return self.sampler.sample(routed, noise, cond, values, mask=mask, negative_conditions=negative,
                                    callback=progress, **options)
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor:

@@ -43,6 +43,16 @@ def batch_conditions(conditions: Mapping[str, torch.Tensor], b: int) -> dict[str
     return {name: _batch(value, b) for name, value in conditions.items()}
 
 
+def present_groups(backbone: Backbone, conditions: Mapping[str, Any] | None) -> set[str]:
+    """What a drop can act on: with a routed backbone (toolkit.conditions.RoutedBackbone, conditions keyed by
+    condition name) the drop groups of the conditions given; with a bare backbone its inputs that have a value."""
+    conditions = conditions or {}
+    groups_of = getattr(backbone, "groups_of", None)
+    if callable(groups_of):
+        return set(groups_of(conditions))
+    return {name for name, value in conditions.items() if value is not None}
+
+
 def null_masked_tokens(backbone: Backbone, conditions: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Token inputs with a companion mask in `conditions`: positions where the mask is False become zeros."""
     out = dict(conditions)
@@ -71,7 +81,8 @@ def guided_forward(backbone: Backbone, x: torch.Tensor, cond: torch.Tensor | Non
     if time.ndim == 0:
         time = time.repeat(b)
     negative = dict(negative_conditions or {})
-    drop_groups = [g for g in uncond_drop if conditions.get(g) is not None and g not in negative]
+    present, negated = present_groups(backbone, conditions), present_groups(backbone, negative)
+    drop_groups = [g for g in uncond_drop if g in present and g not in negated]
     guided = cfg_scale != 1.0 and bool(drop_groups or negative)
     if guided and interval is not None:
         sigma = sigma_of_time(time[0]) if sigma_of_time is not None else time[0]
@@ -106,6 +117,12 @@ def sampler_options(kind: str, defaults: Mapping[str, Any], overrides: Mapping[s
     if unknown:
         raise TypeError(f"{kind} sampler: unknown options {unknown}; known: {sorted(defaults)}")
     return {**defaults, **{k: v for k, v in overrides.items() if v is not None}}
+
+
+def check_whole(mask: torch.Tensor | None, kind: str) -> None:
+    """These samplers regenerate every frame: a generation mask (the `flow` sampler's editing) must be all True."""
+    if mask is not None and not bool(torch.as_tensor(mask).all()):
+        raise ValueError(f"the {kind} sampler generates every frame; it takes no editing mask (frames to keep)")
 
 
 class GuidedModel:

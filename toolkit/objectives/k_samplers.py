@@ -22,7 +22,7 @@ import torch
 
 from ..protocols import Backbone, Sampler
 from ..registry import SAMPLERS
-from .guidance import Callback, GuidedModel, Model, batch_conditions, sampler_options
+from .guidance import Callback, GuidedModel, Model, batch_conditions, check_whole, sampler_options
 from .noise_streams import initial_noise, step_noise_fn
 
 METHODS = ("dpmpp-3m-sde", "dpmpp-2m", "v-ddim")
@@ -153,6 +153,14 @@ class VDiffusionSampler(Sampler):
                              uncond_drop=tuple(uncond_drop), eta=eta, s_noise=s_noise)
         self._check(method)
 
+    @property
+    def steps(self) -> int:
+        return self.defaults["steps"]
+
+    @property
+    def uncond_drop(self) -> tuple[str, ...]:
+        return self.defaults["uncond_drop"]
+
     @staticmethod
     def _check(method: str) -> None:
         if method not in METHODS:
@@ -162,7 +170,9 @@ class VDiffusionSampler(Sampler):
     def sample(self, backbone: Backbone, noise: torch.Tensor | None, cond: torch.Tensor | None,
                conditions: Mapping[str, torch.Tensor], *, negative_conditions: Mapping[str, torch.Tensor] | None = None,
                init: torch.Tensor | None = None, shape: tuple[int, int, int] | None = None, seed: int | None = None,
-               step_noise=None, callback: Callback = None, trace: list | None = None, **overrides) -> torch.Tensor:
+               step_noise=None, callback: Callback = None, trace: list | None = None,
+               mask: torch.Tensor | None = None, **overrides) -> torch.Tensor:
+        check_whole(mask, "v_diffusion")
         o = sampler_options("v_diffusion", self.defaults, overrides)
         self._check(o["method"])
         x, stream = initial_noise(noise, cond, shape, seed)

@@ -36,6 +36,7 @@ from ..keyed_random import keyed_generator, keyed_seed
 from ..protocols import Backbone, Objective
 from ..registry import OBJECTIVES
 from .diffusion_times import NORMAL_DRAWS, TIME_DISTRIBUTIONS, DistributionShift, sobol_uniform, times_from_draws
+from .guidance import present_groups
 
 PATHS = ("v", "rectified_flow")
 BATCH_KEY = -1
@@ -94,6 +95,11 @@ class NoisingObjective(Objective):
         self.time_kwargs = {"trunc_left": trunc_left, "log_snr_mean": log_snr_mean, "log_snr_std": log_snr_std}
         self.seed = seed
 
+    @property
+    def drop_groups(self) -> tuple[str, ...]:
+        """What `drop_probs` drops: a bare backbone's input names, or a recipe's drop groups."""
+        return tuple(self.drop_probs)
+
     def _draw(self, x1: torch.Tensor, lens: torch.Tensor, step: int, index: torch.Tensor) -> dict[str, Any]:
         b, t, d = x1.shape
         raw, uniforms, noises = [], [], []
@@ -130,8 +136,9 @@ class NoisingObjective(Objective):
         """x1 [B, T, D] clean latents, lens [B] valid frames -> {"loss", "loss_sum", "num_loss_frames", "pred",
         "target", "x_t", "noise", "time", "drop", "valid"} (valid: the [B, T] mask the loss used, or None).
 
-        num_valid_global: with a masked loss, the valid frames of the whole (multi-process) batch, so the loss is
-        its sum / (frames x D) as in `cfm`; the unmasked loss is the local mean (upstream's) either way.
+        num_valid_global: the valid frames of the whole (multi-process, all micro-batches) step, as the trainer
+        counts them: a masked loss is its sum / (frames x D) as in `cfm`; the unmasked loss, upstream's local mean,
+        is weighted by this batch's share of those frames, so the sum the trainer forms is the step's mean.
         """
         b, t, _ = x1.shape
         lens = lens.to(x1.device)
@@ -143,7 +150,7 @@ class NoisingObjective(Objective):
         drop = dict(drawn["drop"])
         for name, flag in (draws.get("drop") or {}).items():
             drop[name] = torch.as_tensor(flag, dtype=torch.bool, device=x1.device).expand(b)
-        present = {name for name in backbone.inputs() if conditions.get(name) is not None}
+        present = present_groups(backbone, conditions)  # inputs given (bare backbone) or groups (routed)
         drop = {name: flags for name, flags in drop.items() if name in present}
         use_mask = bool(draws.get("mask_padding", drawn["mask_padding"]))
 
@@ -156,6 +163,9 @@ class NoisingObjective(Objective):
             loss = err.sum() / (torch.as_tensor(num_valid_global, device=x1.device) * x1.shape[2])
         else:
             loss = err.mean() if err.numel() else err.sum()
+            if num_valid_global is not None:  # this batch's share of the global frames: summed over processes and
+                # micro-batches (as the trainer sums them) the losses give the frame-weighted mean
+                loss = loss * lens.sum() / torch.as_tensor(num_valid_global, device=x1.device)
         return {"loss": loss, "loss_sum": err.sum(), "num_loss_frames": frames, "pred": pred, "target": target,
                 "x_t": x_t, "noise": noise, "time": time, "drop": drop, "valid": valid}
 

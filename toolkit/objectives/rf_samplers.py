@@ -25,7 +25,7 @@ import torch
 from ..protocols import Backbone, Sampler
 from ..registry import SAMPLERS
 from .diffusion_times import DistributionShift
-from .guidance import Callback, GuidedModel, Model, batch_conditions, sampler_options
+from .guidance import Callback, GuidedModel, Model, batch_conditions, check_whole, sampler_options
 from .noise_streams import initial_noise, step_noise_fn
 
 METHODS = ("euler", "pingpong", "dpmpp")
@@ -144,6 +144,14 @@ class RectifiedFlowSampler(Sampler):
                              cfg_interval=cfg_interval, uncond_drop=tuple(uncond_drop))
         self._check(method, time_grid)
 
+    @property
+    def steps(self) -> int:
+        return self.defaults["steps"]
+
+    @property
+    def uncond_drop(self) -> tuple[str, ...]:
+        return self.defaults["uncond_drop"]
+
     @staticmethod
     def _check(method: str, grid: str) -> None:
         if method not in METHODS:
@@ -162,7 +170,9 @@ class RectifiedFlowSampler(Sampler):
     def sample(self, backbone: Backbone, noise: torch.Tensor | None, cond: torch.Tensor | None,
                conditions: Mapping[str, torch.Tensor], *, negative_conditions: Mapping[str, torch.Tensor] | None = None,
                init: torch.Tensor | None = None, shape: tuple[int, int, int] | None = None, seed: int | None = None,
-               step_noise=None, callback: Callback = None, trace: list | None = None, **overrides) -> torch.Tensor:
+               step_noise=None, callback: Callback = None, trace: list | None = None,
+               mask: torch.Tensor | None = None, **overrides) -> torch.Tensor:
+        check_whole(mask, "rectified_flow")
         o = sampler_options("rectified_flow", self.defaults, overrides)
         self._check(o["method"], o["time_grid"])
         x, stream = initial_noise(noise, cond, shape, seed)
