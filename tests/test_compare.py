@@ -109,7 +109,7 @@ def test_report_json_records_figures_machine_versions_and_configs(compared):
     doc = json.loads((exp / "report" / "report.json").read_text(encoding="utf-8"))
     rows = {r["name"]: r for r in doc["variants"]}
     assert list(rows) == [v["name"] for v in VARIANTS]
-    for name, row in rows.items():
+    for row in rows.values():
         assert row["status"] == "ok", row
         assert row["count"] == 1
         assert row["rtf"] > 0 and row["peak_rss_mb"] > 0 and row["lufs"] is not None
