@@ -56,7 +56,7 @@ def write_conf(path: Path, corpus: Path, variants=VARIANTS) -> Path:
         "corpus": {"dir": str(corpus), "valid_fraction": 0.25},
         "requests": {"count": 1, "seconds": 1.5, "seed": 7},
         "common": TINY_COMMON,
-        "evaluation": {"embedding": "features", "tolerance": 0.5},
+        "evaluation": {"embedding": "descriptors", "tolerance": 0.5},
         "report": {"plot_metrics": ["frechet", "style_adherence", "rtf"]},
         "variants": variants,
     }
@@ -134,6 +134,12 @@ def test_report_json_records_figures_machine_versions_and_configs(compared):
     assert doc["requests"]["count"] == 1 and doc["requests"]["seeds"] == [7]
     assert set(doc["figures"]) == {"metric_vs_steps", "metric_vs_rtf"}
     assert "frechet" in doc["best"] and doc["best"]["frechet"]["higher_is_better"] is False
+    # each variant's evaluation: the judge space, and the valid pieces as its held-out songs (requested first)
+    evaluation = json.loads((exp / "eval" / "euler_2" / "evaluation.json").read_text(encoding="utf-8"))
+    assert evaluation["embedding"] == "descriptors" == doc["embedding"]
+    assert evaluation["held_out_manifest"].endswith("valid.jsonl")
+    assert len(evaluation["held_out_songs"]) == 1 and evaluation["training_songs"] == []
+    assert evaluation["groups"]["full"]["held_out"]["count"] == 1
 
 
 def test_every_variant_ran_the_same_requests_and_seeds(compared):
@@ -200,6 +206,31 @@ ROWS = [
     {"name": "b", "steps": 16, "solver": "euler", "rtf": 0.9, "frechet": 2.0, "style_adherence": 0.4},
     {"name": "c", "steps": 8, "solver": "midpoint", "rtf": 1.0, "frechet": 2.0, "style_adherence": None},
 ]
+
+
+def test_cached_embedder_embeds_each_file_and_window_once(tmp_path):
+    from toolkit.experiments.compare_runner import CachedEmbedder
+
+    class Counting:
+        name = "counting"
+
+        def __init__(self):
+            self.calls = []
+
+        def embed_audio(self, path, seconds=None):
+            self.calls.append((Path(path).name, seconds))
+            return np.array([len(self.calls), -1.0 if seconds is None else float(seconds)])
+
+    audio = tmp_path / "a.wav"
+    audio.write_bytes(b"x")
+    inner = Counting()
+    cached = CachedEmbedder(inner)
+    whole, cut = cached.embed_audio(audio), cached.embed_audio(audio, 3.0)
+    assert cached.embed_audio(audio) is whole and cached.embed_audio(audio, 3.0) is cut
+    assert cut[1] == 3.0 and whole[1] == -1.0  # the window reached the inner embedder, not a cached whole file
+    cached.embed_audio(audio, 4.0)
+    assert inner.calls == [("a.wav", None), ("a.wav", 3.0), ("a.wav", 4.0)]
+    assert cached.name == "counting"
 
 
 def test_table_drops_blank_columns_and_best_follows_direction():

@@ -95,6 +95,7 @@ def test_dropped_conditions_change_the_song_and_say_so(batch_run, ckpt, inputs, 
     assert status == 0
     manifest = json.loads((tmp_path / "song_dropped.json").read_text())
     assert manifest["condition"] == "dropped" and manifest["guidance"] == 0.0
+    assert manifest["guidance_option"] == "cfg_strength", "the scale is named in the sampler's convention"
     assert manifest["request"]["style_text"] == "folk, guitar", "the prompt is recorded for style adherence"
     assert manifest["lrc"] == LRC, "the dropped lyrics are recorded for lyric timing"
     assert not mutagen.File(str(tmp_path / "song_dropped.wav")).tags.getall("SYLT"), "no lyrics in its tags"

@@ -45,7 +45,10 @@ def test_run_sh_all_stages(tmp_path):
     manifest = json.loads(full[0].with_suffix(".json").read_text())
     assert manifest["condition"] == "full" and manifest["recipe"] == "stable_audio"
     assert manifest["seconds"] > 1.9 and manifest["style"]["text"] == requests[0]["prompt"]
-    assert json.loads(dropped[0].with_suffix(".json").read_text())["condition"] == "dropped"
+    assert manifest["guidance_option"] == "cfg_scale" and manifest["guidance"] > 1.0, "SAO's convention: 1 is none"
+    unguided = json.loads(dropped[0].with_suffix(".json").read_text())
+    assert unguided["condition"] == "dropped"
+    assert unguided["guidance"] == 1.0 and unguided["guidance_option"] == "cfg_scale"
     evaluation = json.loads((exp / "report" / "evaluation.json").read_text())
     assert {"full", "dropped"} <= set(evaluation["groups"])
     report = (exp / "report.md").read_text()

@@ -98,7 +98,7 @@ if stage_enabled 4; then
   # weight-free) is reported beside it as self-consistency. Held-out pieces get their own columns.
   self_space=()  # the published model's conditioner is MuQ-MuLan: give its weights as --eval_embedding to compare
   if [ -z "$pretrained" ] && [ "$("$python" -c 'import sys; from toolkit.config import load_config
-node = load_config(sys.argv[1], sys.argv[2:]).get("style"); print(node if isinstance(node, str) else node.get("type"))' \
+from omegaconf import OmegaConf; print(OmegaConf.select(load_config(sys.argv[1], sys.argv[2:]), "conditions.style.conditioner"))' \
       "$conf" "${overrides[@]}")" = style_features ]; then
     self_space=(--self-consistency features)
   fi

@@ -17,6 +17,7 @@ import sys
 from typing import Any
 
 from toolkit.bin.common import UsageError, friendly_errors, register_user_error
+from toolkit.eval.embeddings import DEFAULT_EMBEDDING
 
 CODEC_OPTIONS = {"max_files": int, "max_seconds": float, "save_audio": bool}
 
@@ -37,7 +38,7 @@ def _parser() -> argparse.ArgumentParser:
     songs.add_argument("--out", required=True, help="folder for evaluation.json and evaluation.md")
     songs.add_argument("--reference-dir", help="folder of reference audio for the distances (default: the "
                                                "manifest's audio)")
-    songs.add_argument("--embedding", default="descriptors",
+    songs.add_argument("--embedding", default=DEFAULT_EMBEDDING,
                        help="the space style is scored in: descriptors (weight-free, no feature shared with the "
                             "style_features conditioner), features (that conditioner's own space), mulan:PATH, "
                             "clap:PATH (local weights) or none (default: descriptors)")

@@ -173,6 +173,10 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return x / norm if norm > 0 else x
 
 
+# The weight-free space that shares no feature with the style_features conditioner, so it judges rather than echoes.
+DEFAULT_EMBEDDING = "descriptors"
+
+
 def build_embedder(spec: str) -> Embedder:
     """`descriptors`, `features`, `mulan:PATH` or `clap:PATH` -> an Embedder."""
     kind, _, path = spec.partition(":")

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from .aggregate import summarise_rows
+from .embeddings import DEFAULT_EMBEDDING
 from .manifests import (
     AUDIO_SUFFIXES,
     GeneratedSong,
@@ -156,7 +157,7 @@ def _read_references(manifests: Sequence[str | os.PathLike], held_out: Sequence[
 
 def evaluate_songs(songs_dir: str | os.PathLike, manifest: str | os.PathLike | Sequence[str | os.PathLike] | None,
                    out_dir: str | os.PathLike,
-                   reference_dir: str | os.PathLike | None = None, embedding: str = "descriptors",
+                   reference_dir: str | os.PathLike | None = None, embedding: str = DEFAULT_EMBEDDING,
                    tolerance: float = 0.5, embedder: Any = None, log=print, *,
                    held_out: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
                    self_consistency: str | None = None, self_embedder: Any = None,

@@ -7,6 +7,7 @@ import resource
 import time
 from collections.abc import Callable, Sequence
 
+from ..eval.embeddings import DEFAULT_EMBEDDING
 from ..eval.machine import load_average
 from .compare_plan import make_plan
 from .compare_report import collect
@@ -53,10 +54,10 @@ def run_comparison(conf: str, exp: str, overrides: Sequence[str], data: str | No
         log("stage 3: evaluate")
         ev = plan.cfg.get("evaluation") or {}
         embedder = None
-        if ev.get("embedding", "features") != "none":
+        if ev.get("embedding", DEFAULT_EMBEDDING) != "none":
             from ..eval.embeddings import build_embedder
 
-            embedder = CachedEmbedder(build_embedder(ev.get("embedding", "features")))
+            embedder = CachedEmbedder(build_embedder(ev.get("embedding", DEFAULT_EMBEDDING)))
         for variant in plan.variants:
             if variant.name in runner.failed:
                 continue

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..eval.embeddings import DEFAULT_EMBEDDING
 from ..eval.machine import load_average
 from .compare_plan import Model, Plan, PlanError, Variant, resolve_path
 
@@ -241,14 +242,16 @@ class Runner:
             raise StepFailed(f"no songs of {variant.name} (run stage 2)")
         ev = self.plan.cfg.get("evaluation") or {}
         out = self.exp / "eval" / variant.name
-        key = {"songs": self.stamp_digest(songs), "embedding": ev.get("embedding", "features"),
-               "tolerance": ev.get("tolerance", 0.5), "manifests": [str(p) for p in self.manifests()]}
+        held_out = [p for p in self.manifests() if p.name == "valid.jsonl"]
+        key = {"songs": self.stamp_digest(songs), "embedding": ev.get("embedding", DEFAULT_EMBEDDING),
+               "tolerance": ev.get("tolerance", 0.5), "manifests": [str(p) for p in self.manifests()],
+               "held_out": [str(p) for p in held_out]}
         if self.done(out, key):
             self.log(f"  evaluate/{variant.name}: done before, skipped")
             return
         started, cpu, load = time.perf_counter(), time.process_time(), (load_average() or [None])[0]
         evaluate_songs(songs, self.manifests(), out, embedding=key["embedding"], tolerance=key["tolerance"],
-                       embedder=embedder, log=lambda _msg: None)
+                       embedder=embedder, log=lambda _msg: None, held_out=held_out)
         self.time(f"evaluate/{variant.name}", time.perf_counter() - started, time.process_time() - cpu, load)
         self.log(f"  evaluate/{variant.name}: {time.perf_counter() - started:.1f} s")
         self.mark(out, key)
@@ -267,14 +270,16 @@ class CachedEmbedder:
 
     def __init__(self, inner: Any):
         self.inner, self.name = inner, inner.name
-        self._audio: dict[tuple[str, int], Any] = {}
+        self._audio: dict[tuple[str, int, float | None], Any] = {}
         self._style: dict[str, Any] = {}
 
-    def embed_audio(self, path):
+    def embed_audio(self, path, seconds: float | None = None):
+        # the window is part of the key: references are described on the songs' length, which varies by task
         p = Path(path).resolve()
-        key = (str(p), p.stat().st_mtime_ns)
+        key = (str(p), p.stat().st_mtime_ns, None if seconds is None else float(seconds))
         if key not in self._audio:
-            self._audio[key] = self.inner.embed_audio(path)
+            self._audio[key] = (self.inner.embed_audio(path) if seconds is None
+                                else self.inner.embed_audio(path, seconds))
         return self._audio[key]
 
     def embed_style(self, style):

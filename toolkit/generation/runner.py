@@ -150,9 +150,7 @@ def run_job(job: Job, recipe: Any, settings: RunSettings, model: dict, config: d
     if len(result.audio) != len(paths):
         raise RuntimeError(f"the recipe returned {len(result.audio)} outputs for {len(paths)} expected")
     steps = getattr(request, "steps", None) or getattr(recipe.sampler, "steps", None)
-    dropped = getattr(request, "drop_conditions", False)
-    guidance = 0.0 if dropped else (getattr(request, "cfg", None) if getattr(request, "cfg", None) is not None
-                                    else getattr(recipe.sampler, "cfg_strength", None))
+    guidance = recipe.guidance(request) if hasattr(recipe, "guidance") else None
     seed = getattr(request, "seed", None)
     written: list[Path] = []
     for i, path in enumerate(paths):
@@ -164,6 +162,7 @@ def run_job(job: Job, recipe: Any, settings: RunSettings, model: dict, config: d
             "request_wall_seconds": wall, "peak_rss_mb": peak_rss_mb(), "lrc": job.checked.lrc,
             **job.checked.record,
             "condition": result.info.get("condition", "full"), "steps": steps, "guidance": guidance,
+            "guidance_option": getattr(recipe, "guidance_option", None),
             "level": result.info.get("level"), "toolkit_version": __version__, "device": str(settings.device),
             "dtype": settings.dtype_name, "dtype_reason": settings.dtype_reason,
             "codec_dtype": settings.codec_dtype_name, "codec_dtype_reason": settings.codec_dtype_reason,

@@ -132,9 +132,20 @@ class FlowRecipe(CodecRecipe):
             raise ValueError(f"level must be one of {LEVEL_POLICIES}, not {level!r}")
         self.level, self.peak_db = level, float(peak_db)
 
+    # The sampler's guidance argument and its value that turns guidance off (the `flow` sampler's
+    # cfg_strength; a recipe on another sampler names its own, e.g. cfg_scale = 1).
+    guidance_option, unguided_value = "cfg_strength", 0.0
+
     def unguided_options(self) -> dict[str, Any]:
-        """Sampler options that turn guidance off (the `flow` sampler's; a recipe on another sampler overrides)."""
-        return {"cfg_strength": 0.0}
+        """Sampler options that turn guidance off."""
+        return {self.guidance_option: self.unguided_value}
+
+    def guidance(self, request: Any) -> float | None:
+        """The guidance scale a request is generated with, in the sampler's convention (`guidance_option`)."""
+        if getattr(request, "drop_conditions", False):
+            return self.unguided_value
+        value = getattr(request, "cfg", None)
+        return value if value is not None else getattr(self.sampler, self.guidance_option, None)
 
     def backbone_arguments(self, node: Any) -> dict[str, Any]:
         """Backbone arguments that follow from the built conditions (a recipe's own; none by default)."""

@@ -152,6 +152,10 @@ class RectifiedFlowSampler(Sampler):
     def uncond_drop(self) -> tuple[str, ...]:
         return self.defaults["uncond_drop"]
 
+    @property
+    def cfg_scale(self) -> float:
+        return self.defaults["cfg_scale"]
+
     @staticmethod
     def _check(method: str, grid: str) -> None:
         if method not in METHODS:

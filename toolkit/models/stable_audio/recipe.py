@@ -41,6 +41,7 @@ class StableAudio(FlowRecipe):
 
     request_type = AudioRequest
     output_name = "audio"
+    guidance_option, unguided_value = "cfg_scale", 1.0  # the SAO samplers' guidance scale: 1 is no guidance
     validator_type = AudioValidator
     pretrained_options = (Option(
         field="t5", kind="path", flag="--t5", group="published files", metavar="DIR",
@@ -73,9 +74,6 @@ class StableAudio(FlowRecipe):
                  level: str | None = None, peak_db: float = -1.0):
         super().__init__(codec, backbone, conditions, objective, sampler, max_frames, level, peak_db)
         self.default_seconds = default_seconds
-
-    def unguided_options(self) -> dict[str, Any]:
-        return {"cfg_scale": 1.0}  # the SAO samplers' guidance scale: 1 is no guidance
 
     # ---------------------------------------------------------------------------------- generation
     def prompt_conditions(self) -> list[str]:
