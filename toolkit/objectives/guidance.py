@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from ..protocols import Backbone
+from ..protocols import Backbone, Sampler
 
 Model = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (x [B, T, D], t [B]) -> output, what samplers call
 Callback = Callable[[dict], Any] | None
@@ -147,3 +147,22 @@ class GuidedModel:
         if self.trace is not None:
             self.trace.append({"t": t, "out": out})
         return out
+
+
+class ConfiguredSampler(Sampler):
+    """A stable-audio-tools style sampler whose settings live in `self.defaults` (per-call overrides merge over
+    them through `sampler_options`); the recipe skeleton reads these three."""
+
+    defaults: dict[str, Any]
+
+    @property
+    def steps(self) -> int:
+        return self.defaults["steps"]
+
+    @property
+    def uncond_drop(self) -> tuple[str, ...]:
+        return self.defaults["uncond_drop"]
+
+    @property
+    def cfg_scale(self) -> float:
+        return self.defaults["cfg_scale"]

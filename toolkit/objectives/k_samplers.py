@@ -20,9 +20,9 @@ from collections.abc import Callable, Mapping
 
 import torch
 
-from ..protocols import Backbone, Sampler
+from ..protocols import Backbone
 from ..registry import SAMPLERS
-from .guidance import Callback, GuidedModel, Model, batch_conditions, check_whole, sampler_options
+from .guidance import Callback, ConfiguredSampler, GuidedModel, Model, batch_conditions, check_whole, sampler_options
 from .noise_streams import initial_noise, step_noise_fn
 
 METHODS = ("dpmpp-3m-sde", "dpmpp-2m", "v-ddim")
@@ -127,7 +127,7 @@ def v_ddim(model: Model, x: torch.Tensor, steps: int, sigma_max: float = 1.0,
 
 
 @SAMPLERS.register("v_diffusion")
-class VDiffusionSampler(Sampler):
+class VDiffusionSampler(ConfiguredSampler):
     """v-objective sampling as stable-audio-tools does it: DPM++ 3M SDE / 2M (k-diffusion sigmas) or v-DDIM.
 
     Args (all overridable per call): method ("dpmpp-3m-sde", "dpmpp-2m", "v-ddim"); steps (model calls);
@@ -152,18 +152,6 @@ class VDiffusionSampler(Sampler):
                              cfg_scale=cfg_scale, scale_phi=scale_phi, cfg_interval=cfg_interval,
                              uncond_drop=tuple(uncond_drop), eta=eta, s_noise=s_noise)
         self._check(method)
-
-    @property
-    def steps(self) -> int:
-        return self.defaults["steps"]
-
-    @property
-    def uncond_drop(self) -> tuple[str, ...]:
-        return self.defaults["uncond_drop"]
-
-    @property
-    def cfg_scale(self) -> float:
-        return self.defaults["cfg_scale"]
 
     @staticmethod
     def _check(method: str) -> None:

@@ -22,10 +22,10 @@ from typing import Any
 
 import torch
 
-from ..protocols import Backbone, Sampler
+from ..protocols import Backbone
 from ..registry import SAMPLERS
 from .diffusion_times import DistributionShift
-from .guidance import Callback, GuidedModel, Model, batch_conditions, check_whole, sampler_options
+from .guidance import Callback, ConfiguredSampler, GuidedModel, Model, batch_conditions, check_whole, sampler_options
 from .noise_streams import initial_noise, step_noise_fn
 
 METHODS = ("euler", "pingpong", "dpmpp")
@@ -121,7 +121,7 @@ def rf_dpmpp(model: Model, x: torch.Tensor, t: torch.Tensor, callback: Callback 
 
 
 @SAMPLERS.register("rectified_flow")
-class RectifiedFlowSampler(Sampler):
+class RectifiedFlowSampler(ConfiguredSampler):
     """Rectified-flow sampling as stable-audio-tools does it: ping-pong, Euler or flow DPM++ from t = 1 to 0.
 
     Args (all overridable per call): method ("pingpong", "euler", "dpmpp"); steps (model calls; Stable Audio
@@ -143,18 +143,6 @@ class RectifiedFlowSampler(Sampler):
                              dist_shift=dist_shift, cfg_scale=cfg_scale, scale_phi=scale_phi,
                              cfg_interval=cfg_interval, uncond_drop=tuple(uncond_drop))
         self._check(method, time_grid)
-
-    @property
-    def steps(self) -> int:
-        return self.defaults["steps"]
-
-    @property
-    def uncond_drop(self) -> tuple[str, ...]:
-        return self.defaults["uncond_drop"]
-
-    @property
-    def cfg_scale(self) -> float:
-        return self.defaults["cfg_scale"]
 
     @staticmethod
     def _check(method: str, grid: str) -> None:
