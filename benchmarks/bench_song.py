@@ -28,7 +28,8 @@ from bench_common import header, materialize_, peak_rss_gib
 FRAME_RATE = 44100 / 2048
 
 
-def song_config(frames: int, steps: int | None, chunk_frames: int, depth: int | None) -> dict:
+def song_config(frames: int, steps: int | None, chunk_frames: int, depth: int | None, solver: str = "euler",
+                sway: float | None = None) -> dict:
     from toolkit.models.diffrhythm import pretrained
     from toolkit.models.diffrhythm.checkpoints import released_config
 
@@ -39,6 +40,7 @@ def song_config(frames: int, steps: int | None, chunk_frames: int, depth: int | 
     sampler = {"type": "flow", "steps": 31, "cfg_strength": 4.0}  # upstream DiffRhythm's (steps=32 there)
     if steps:
         sampler["steps"] = steps
+    sampler.update(method=solver, sway_coef=sway)  # upstream: euler on a linear grid (docs/dit_cfm.md error table)
     cfg = {"recipe": "diffrhythm", "max_frames": 2048 if variant == "base" else 6144,
            "codec": {"type": "oobleck", "chunk_frames": chunk_frames, "overlap_frames": 32},
            "backbone": {"type": "dit_diffrhythm", **backbone}, "sampler": sampler}
@@ -80,6 +82,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--frames", type=int, default=2048, help="latent frames (2048 = 95.1 s)")
     parser.add_argument("--steps", type=int, default=None, help="ODE updates (default: the sampler config's, 31)")
+    parser.add_argument("--solver", default="euler", choices=("euler", "midpoint"),
+                        help="ODE solver (midpoint: 2 evaluations per update)")
+    parser.add_argument("--sway", type=float, default=None, help="sway coefficient of the time grid (e.g. -1)")
     parser.add_argument("--dtype", default="auto", help="auto | fp32 | bf16 for the DiT (and the codec)")
     parser.add_argument("--codec-dtype", default=None, help="the codec's format if it differs from --dtype")
     parser.add_argument("--threads", type=int, default=2)
@@ -97,7 +102,7 @@ def main() -> None:
     print(f"DiT dtype {dit_choice.name}: {dit_choice.reason}")
     print(f"codec dtype {codec_choice.name}: {codec_choice.reason}", flush=True)
 
-    cfg = song_config(args.frames, args.steps, args.chunk_frames, args.depth)
+    cfg = song_config(args.frames, args.steps, args.chunk_frames, args.depth, args.solver, args.sway)
     start = time.perf_counter()
     recipe = build(cfg)
     recipe.transformer.to(dit_choice.dtype)
