@@ -271,3 +271,10 @@ def test_released_keys_on_meta_device():
     assert ours == theirs
     params = sum(p.numel() for p in model.parameters())
     assert params == 337096804
+
+
+def test_pinyin_keeps_characters_pypinyin_cannot_read():
+    """Kana, hangul and bopomofo among Chinese characters are kept as characters (nothing dropped), and each
+    Chinese syllable still gets its leading space."""
+    assert convert_to_pinyin(["你あい好"]) == [[" ", "ni3", "あ", "い", " ", "hao3"]]
+    assert convert_to_pinyin(["한국어你好"]) == [["한", "국", "어", " ", "ni2", " ", "hao3"]]

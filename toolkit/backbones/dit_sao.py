@@ -240,7 +240,7 @@ class SAODiT(Backbone):
         b = x.shape[0]
         specs = self._check_conditions(conditions)
         groups = ("audio", *specs)
-        drops = dict(zip(groups, drop_masks(drop, groups, b, x.device), strict=False))
+        drops = dict(zip(groups, drop_masks(drop, groups, b, x.device), strict=True))
         dtype = self._param_dtype()
         time = torch.as_tensor(time, device=x.device).to(dtype)
         if time.ndim == 0:

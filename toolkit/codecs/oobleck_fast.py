@@ -184,7 +184,7 @@ class FastRunner:
             return self.run(module.layers, x).add_(x)
         if isinstance(module, (nn.Sequential, EncoderBlock, DecoderBlock)) or hasattr(module, "layers"):
             layers = list(module if isinstance(module, nn.Sequential) else module.layers)
-            for layer, consumer in zip(layers, layers[1:] + [None], strict=False):
+            for layer, consumer in zip(layers, layers[1:] + [None], strict=True):
                 x = self.run(layer, x, consumer)
             return x
         if isinstance(module, nn.ELU):

@@ -130,9 +130,13 @@ def convert_to_pinyin(texts: Sequence[str], polyphone: bool = True) -> list[list
                     tokens.append(" ")
                 tokens.extend(seg)
             elif polyphone and n_bytes == 3 * len(seg):  # all three-byte (CJK) characters: whole-word pinyin
-                for c, syl in zip(seg, syllables(seg), strict=False):
-                    if _is_chinese(c):
+                # pypinyin returns a run of characters it cannot read (kana, hangul) as one item, so items
+                # and characters can differ in number: walk the characters each item covers
+                i = 0
+                for syl in syllables(seg):
+                    if _is_chinese(seg[i]):
                         tokens.append(" ")
+                    i += len(syl) if seg.startswith(syl, i) else 1
                     tokens.append(syl)
             else:  # mixed: character by character
                 for c in seg:

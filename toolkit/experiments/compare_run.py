@@ -53,11 +53,11 @@ def run_comparison(conf: str, exp: str, overrides: Sequence[str], data: str | No
     if enabled(3):
         log("stage 3: evaluate")
         ev = plan.cfg.get("evaluation") or {}
-        embedder = None
-        if ev.get("embedding", DEFAULT_EMBEDDING) != "none":
+        embedder, space = None, ev.get("embedding", DEFAULT_EMBEDDING)
+        if space != "none":
             from ..eval.embeddings import build_embedder
 
-            embedder = CachedEmbedder(build_embedder(ev.get("embedding", DEFAULT_EMBEDDING)))
+            embedder = CachedEmbedder(build_embedder(space))
         for variant in plan.variants:
             if variant.name in runner.failed:
                 continue

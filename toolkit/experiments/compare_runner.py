@@ -242,15 +242,16 @@ class Runner:
             raise StepFailed(f"no songs of {variant.name} (run stage 2)")
         ev = self.plan.cfg.get("evaluation") or {}
         out = self.exp / "eval" / variant.name
-        held_out = [p for p in self.manifests() if p.name == "valid.jsonl"]
+        manifests = self.manifests()
+        held_out = [p for p in manifests if p.name == "valid.jsonl"]
         key = {"songs": self.stamp_digest(songs), "embedding": ev.get("embedding", DEFAULT_EMBEDDING),
-               "tolerance": ev.get("tolerance", 0.5), "manifests": [str(p) for p in self.manifests()],
+               "tolerance": ev.get("tolerance", 0.5), "manifests": [str(p) for p in manifests],
                "held_out": [str(p) for p in held_out]}
         if self.done(out, key):
             self.log(f"  evaluate/{variant.name}: done before, skipped")
             return
         started, cpu, load = time.perf_counter(), time.process_time(), (load_average() or [None])[0]
-        evaluate_songs(songs, self.manifests(), out, embedding=key["embedding"], tolerance=key["tolerance"],
+        evaluate_songs(songs, manifests, out, embedding=key["embedding"], tolerance=key["tolerance"],
                        embedder=embedder, log=lambda _msg: None, held_out=held_out)
         self.time(f"evaluate/{variant.name}", time.perf_counter() - started, time.process_time() - cpu, load)
         self.log(f"  evaluate/{variant.name}: {time.perf_counter() - started:.1f} s")
@@ -278,8 +279,7 @@ class CachedEmbedder:
         p = Path(path).resolve()
         key = (str(p), p.stat().st_mtime_ns, None if seconds is None else float(seconds))
         if key not in self._audio:
-            self._audio[key] = (self.inner.embed_audio(path) if seconds is None
-                                else self.inner.embed_audio(path, seconds))
+            self._audio[key] = self.inner.embed_audio(path, seconds)
         return self._audio[key]
 
     def embed_style(self, style):
