@@ -3,6 +3,8 @@
     python benchmarks/study_sampling.py --golden                      # the parity model (tests/fixtures)
     python benchmarks/study_sampling.py --ckpt egs/diffrhythm/exp/default/checkpoints/last.pt --lrc X.lrc
         [--style-audio clip.wav] [--seconds 11] [--items 4] [--reference-steps 128]
+    python benchmarks/study_sampling.py --pretrained DIR --lrc X.lrc --style-text "pop, female vocals" \
+        --seconds 30 --reference-steps 256          # the published model: decides the defaults (see below)
 
 The reference is a 128-step midpoint integration in fp32 with the settings' guidance (cfg 4 for the parity
 model, the checkpoint's otherwise); the header line gives its own error (half its steps against it).
@@ -44,6 +46,10 @@ SETTINGS = [
     ("midpoint 12, guidance t in [0, 0.8]", {"steps": 12, "method": "midpoint", "guidance_interval": (0.0, 0.8)}),
     ("euler 31, bf16", {"steps": 31, "method": "euler", "dtype": torch.bfloat16}),
     ("midpoint 12, bf16", {"steps": 12, "method": "midpoint", "dtype": torch.bfloat16}),
+    ("midpoint 8, sway -1, bf16", {"steps": 8, "method": "midpoint", "sway_coef": -1.0, "dtype": torch.bfloat16}),
+    # upstream's inference as published runs the whole DiT, the time grid and the ODE state in fp16
+    # (load_checkpoint calls model.half()); an fp16 model gets exactly that from the flow sampler
+    ("upstream as published: euler 31, all fp16", {"steps": 31, "method": "euler", "dtype": torch.float16}),
 ]
 
 
@@ -69,23 +75,23 @@ def golden_problem(items: int):
         dict(noise=noise, cond=cond, conditions=conditions, negative_conditions=negative)
 
 
-def checkpoint_problem(ckpt: str, lrc: str, style_audio: str | None, style_text: str | None, seconds: float,
-                       items: int):
-    """A trained toolkit checkpoint with one request's conditions, `items` noises."""
-    from toolkit.checkpoints import load_checkpoint, strip_ema
+def model_problem(ckpt: str | None, pretrained: str | None, variant: str | None, lrc: str,
+                  style_audio: str | None, style_text: str | None, seconds: float, items: int):
+    """A toolkit checkpoint or a published folder, loaded as the generate CLI loads it, with one request's
+    conditions and `items` noises."""
+    from toolkit.generation import sources
     from toolkit.models.diffrhythm.recipe import condition_values
     from toolkit.models.diffrhythm.request import SongRequest
-    from toolkit.models.factory import build_recipe
-    from toolkit.weights import load_strict
 
-    payload = load_checkpoint(ckpt)
-    recipe = build_recipe(payload["config"])
-    state = strip_ema(payload["ema_model_state_dict"]) if "ema_model_state_dict" in payload else payload[
-        "model_state_dict"]
-    load_strict(recipe, state, source=ckpt)
-    recipe.eval()
     request = SongRequest(lrc=Path(lrc).read_text(encoding="utf-8"), style_audio=style_audio, style_text=style_text,
                           length=seconds)
+    if pretrained:
+        source = sources.from_folder(pretrained, [], {"variant": variant}, request, recipe="diffrhythm")
+        title = f"published model ({source.path})"
+    else:
+        source = sources.from_checkpoint(ckpt, [], recipe="diffrhythm")
+        title = f"trained model ({ckpt})"
+    recipe = sources.build(source, torch.device("cpu"), torch.float32)
     frames = int(seconds * recipe.frame_rate)
     prepared = recipe.request_values(condition_values(request), recipe.span(frames))
     batched = {k: recipe.conditions[k].collate([v] * items) for k, v in prepared.items()}
@@ -94,7 +100,7 @@ def checkpoint_problem(ckpt: str, lrc: str, style_audio: str | None, style_text:
     negative = recipe.conditions.negatives(items, frames)
     noise = torch.randn(items, frames, recipe.codec.latent_dim, generator=torch.Generator().manual_seed(0))
     cond = torch.zeros(items, frames, recipe.codec.latent_dim)
-    return f"trained demo model ({ckpt})", recipe.routed, recipe.sampler, \
+    return title, recipe.routed, recipe.sampler, \
         dict(noise=noise, cond=cond, conditions=values, negative_conditions=negative)
 
 
@@ -122,11 +128,27 @@ def rel_l2(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(((a - b).flatten(1).norm(dim=1) / b.flatten(1).norm(dim=1)).mean())
 
 
+def verdict(rows: list[dict]) -> str:
+    """The settings as accurate as upstream's (the first row) with fewer evaluations: the candidates for a
+    default (docs/dit_cfm.md says where each default lives)."""
+    upstream = rows[0]
+    better = [r for r in rows[1:] if r["error"] <= upstream["error"] and r["nfe"] < upstream["nfe"]]
+    if not better:
+        return f"no setting matches upstream's error ({upstream['error']:.4f}) with fewer than {upstream['nfe']} " \
+               "evaluations: keep upstream's defaults"
+    better.sort(key=lambda r: (r["nfe"], r["error"]))
+    return "as accurate as upstream with fewer evaluations: " + "; ".join(
+        f"{r['setting']} (NFE {r['nfe']}, {r['error'] / upstream['error']:.2f}x)" for r in better)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--golden", action="store_true", help="the parity model of tests/fixtures/golden")
     parser.add_argument("--ckpt", help="a trained toolkit checkpoint (e.g. the demo's)")
-    parser.add_argument("--lrc", help="with --ckpt: the lyrics of the request")
+    parser.add_argument("--pretrained", metavar="DIR", help="a folder with the published DiffRhythm files "
+                        "(docs/generate.md), loaded as `toolkit-generate --pretrained DIR` loads it")
+    parser.add_argument("--variant", help="with --pretrained: base | full | v1.2-full when the keys cannot tell")
+    parser.add_argument("--lrc", help="with --ckpt or --pretrained: the lyrics of the request")
     parser.add_argument("--style-audio")
     parser.add_argument("--style-text")
     parser.add_argument("--seconds", type=float, default=11.0)
@@ -139,11 +161,17 @@ def main() -> None:
 
     if args.golden:
         title, model, sampler, problem = golden_problem(args.items)
-    elif args.ckpt and args.lrc:
-        title, model, sampler, problem = checkpoint_problem(args.ckpt, args.lrc, args.style_audio, args.style_text,
-                                                            args.seconds, args.items)
+    elif bool(args.ckpt) != bool(args.pretrained) and args.lrc:
+        from toolkit.models.requests import RequestError
+
+        try:
+            title, model, sampler, problem = model_problem(args.ckpt, args.pretrained, args.variant, args.lrc,
+                                                           args.style_audio, args.style_text, args.seconds,
+                                                           args.items)
+        except RequestError as err:  # a folder or checkpoint the generate CLI would refuse, with its reason
+            parser.error(str(err))
     else:
-        parser.error("give --golden, or --ckpt with --lrc")
+        parser.error("give --golden, or one of --ckpt FILE / --pretrained DIR with --lrc")
     reference, _, _ = run(model, sampler, problem, {"steps": args.reference_steps, "method": "midpoint"})
     # The reference's own error, estimated from half its steps: rows below this floor are not resolved (a
     # model whose velocity oscillates fast in t, e.g. random time embeddings, needs a finer reference).
@@ -161,6 +189,7 @@ def main() -> None:
         base = error if base is None else base
         rows.append({"setting": name, "nfe": nfe, "error": error, "seconds": round(seconds, 2)})
         print(f"| {name} | {nfe} | {error:.4f} | {error / base:.2f}x | {seconds:.1f} |")
+    print("# " + verdict(rows))
     for row in rows:
         print(json.dumps(row))
 

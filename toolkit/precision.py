@@ -46,10 +46,11 @@ class LowPrecisionPolicy:
 # The switch: flip an entry to "bf16" (with its evidence) once the song-level error study shows bf16 is
 # as accurate as fp32 for that component. Until then `auto` is fp32 everywhere and bf16 is opt-in.
 AUTO_LOW_PRECISION: dict[str, LowPrecisionPolicy] = {
-    "dit": LowPrecisionPolicy(None, "a bf16 DiT (fp32 flow times) moves a whole sampled latent less than "
-                                    "upstream's grid does on the trained demo model (0.96x its error) but adds "
-                                    "24 % on the released-layout random-weight model; the published model "
-                                    "could not be checked (docs/dit_cfm.md, error table)"),
+    "dit": LowPrecisionPolicy(None, "a bf16 DiT (fp32 flow times) adds nothing measurable to upstream's grid "
+                                    "error on the trained demo model (0.96x, 1.00x on two pieces) but 24 % on "
+                                    "the released-layout random-weight model, where upstream's own fp16 "
+                                    "inference adds 3 %; the published model could not be checked "
+                                    "(docs/dit_cfm.md, error table)"),
     "codec": LowPrecisionPolicy(None, "bf16 VAE convolutions differ from fp32 by 4e-3 mean / 1e-2 max relative "
                                       "(released size, random weights) and were not reliably faster than the fast "
                                       "fp32 decode on an AMX Xeon (docs/codecs.md)"),

@@ -73,7 +73,8 @@ class OobleckCodec(Codec):
             self.encoder = OobleckEncoder(in_channels=channels, latent_dim=2 * latent_dim, **arch)
             self.decoder = OobleckDecoder(out_channels=channels, latent_dim=latent_dim, final_tanh=final_tanh,
                                           **arch)
-            if weights:
+            # a build on the meta device (shapes only) has nowhere to put weights: the file is read by the real build
+            if weights and not next(self.decoder.parameters()).is_meta:
                 self.load_weights(weights)
         self.eval()
         self.requires_grad_(False)

@@ -1,0 +1,59 @@
+"""benchmarks/study_sampling.py on a folder laid out like the published downloads (tiny sizes): the study a
+user with the published weights runs to decide the sampling defaults loads them as `--pretrained` does."""
+
+import json
+import runpy
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from test_generate_pretrained import LRC, build_published_folder
+
+STUDY = Path(__file__).resolve().parents[1] / "benchmarks" / "study_sampling.py"
+
+
+def study(monkeypatch, capsys, *argv):
+    monkeypatch.setattr(sys, "argv", [str(STUDY), *map(str, argv), "--threads", str(torch.get_num_threads())])
+    runpy.run_path(str(STUDY), run_name="__main__")
+    return capsys.readouterr()
+
+
+def test_published_folder_is_studied_row_by_row(tmp_path, monkeypatch, capsys):
+    folder = build_published_folder(tmp_path)
+    (folder / "song.lrc").write_text(LRC, encoding="utf-8")
+    out = study(monkeypatch, capsys, "--pretrained", folder, "--variant", "base", "--lrc", folder / "song.lrc",
+                "--style-text", "folk", "--seconds", "0.1", "--items", "2", "--reference-steps", "16").out
+    lines = out.splitlines()
+    header = next(line for line in lines if line.startswith("# "))
+    assert header.startswith("# published model (") and "cfm_model.pt" in header and "cfg 4.0" in header
+    rows = {r["setting"]: r for r in (json.loads(line) for line in lines if line.startswith("{"))}
+    assert len(rows) == 16
+    # NFE as the sampler counts it: a guided evaluation is two, midpoint two per update
+    assert rows["upstream: euler 31, linspace"]["nfe"] == 62 and rows["midpoint 8, sway -1"]["nfe"] == 32
+    assert 31 < rows["euler 31, guidance t in [0, 0.8]"]["nfe"] < 62
+    # every row integrates the same noise and conditions: the row that repeats the reference's setting lands on it
+    assert rows["midpoint 16, linspace"]["error"] == 0.0
+    assert all(r["error"] > 0 for name, r in rows.items() if name != "midpoint 16, linspace")
+    # the verdict names exactly the settings at most as far off as upstream's with fewer evaluations
+    verdict = next(line for line in lines if line.startswith("# ") and "evaluations" in line)
+    upstream = rows["upstream: euler 31, linspace"]
+    candidates = {n for n, r in rows.items() if r["nfe"] < upstream["nfe"] and r["error"] <= upstream["error"]}
+    assert "midpoint 16, linspace" not in candidates  # 64 evaluations are not fewer than 62, exact as it is
+    assert {n for n in rows if f"{n} (NFE" in verdict} == candidates
+    assert ("keep upstream's defaults" in verdict) == (not candidates)
+
+
+def test_a_folder_the_generate_cli_refuses_is_refused_with_its_reason(tmp_path, monkeypatch, capsys):
+    folder = build_published_folder(tmp_path)
+    (folder / "song.lrc").write_text(LRC, encoding="utf-8")
+    with pytest.raises(SystemExit) as err:  # base and v1.0 full have the same keys: the user must say which
+        study(monkeypatch, capsys, "--pretrained", folder, "--lrc", folder / "song.lrc", "--style-text", "folk")
+    assert err.value.code == 2 and "--variant base or --variant full" in capsys.readouterr().err
+
+
+def test_one_model_source_is_required(monkeypatch, capsys):
+    with pytest.raises(SystemExit) as err:
+        study(monkeypatch, capsys, "--ckpt", "a.pt", "--pretrained", "dir", "--lrc", "x.lrc")
+    assert err.value.code == 2
+    assert "one of --ckpt FILE / --pretrained DIR" in capsys.readouterr().err
