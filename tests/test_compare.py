@@ -28,7 +28,7 @@ TINY_COMMON = [
     "train.keep_last=1", "train.ema.update_after_step=1", "train.progress=false", "train.tensorboard=false",
 ]
 VARIANTS = [
-    {"name": "euler_2", "overrides": ["sampler.steps=2"]},
+    {"name": "euler_2", "overrides": ["sampler.steps=2", "sampler.method=euler"]},
     {"name": "midpoint_2", "overrides": ["sampler.steps=2", "sampler.method=midpoint"]},
     {"name": "mel24_2", "train": True, "overrides": ["sampler.steps=2", "codec.n_mels=24"]},
 ]

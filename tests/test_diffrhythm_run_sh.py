@@ -69,6 +69,18 @@ def test_run_sh_all_stages(tmp_path):
     assert "resuming from" in res.stdout and "(step 3)" in res.stdout       # training was already finished
     assert res.stderr.count("already generated, skipped") == 6              # full, dropped and mismatched songs
     assert {p: p.stat().st_mtime_ns for p in (exp / "songs").rglob("*.wav")} == songs_before
+    assert manifest["config"]["sampler"]["method"] == "midpoint"  # the conf's sampler
+
+    # generation follows the conf's sampler, not the one saved in the checkpoint: editing it remakes the songs
+    conf = tmp_path / "euler.yaml"
+    conf.write_text((ROOT / "egs/diffrhythm/conf/default.yaml").read_text().replace("method: midpoint",
+                                                                                    "method: euler"))
+    res = subprocess.run(cmd + ["--conf", str(conf), "--stage", "3", "--stop_stage", "3"], capture_output=True,
+                         text=True, env=env, timeout=300)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "already generated" not in res.stderr
+    remade = json.loads(full[0].with_suffix(".json").read_text())
+    assert remade["config"]["sampler"]["method"] == "euler" and remade["config"]["sampler"]["steps"] == 2
 
 
 def test_run_sh_with_pretrained_skips_training_and_generates(tmp_path):

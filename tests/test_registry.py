@@ -1,3 +1,4 @@
+import json
 import subprocess
 import sys
 import textwrap
@@ -107,6 +108,26 @@ def test_builtin_components_are_listed_by_the_inspect_cli():
         assert f"{kind}s:" in out
     for name in names:
         assert f"\n  {name} " in out
+
+
+def test_inspect_config_prints_a_section_that_round_trips_as_an_override(tmp_path, capsys):
+    from toolkit.bin import inspect as inspect_cli
+    from toolkit.config import apply_overrides, load_config
+
+    conf = tmp_path / "c.yaml"
+    conf.write_text("recipe: diffrhythm\nsampler: {type: flow, steps: 8, method: midpoint, sway_coef: -1.0}\n"
+                    "conditions: {style: {conditioner: style_features}}\n")
+    assert inspect_cli.main(["config", str(conf), "sampler", "sampler.steps=4"]) == 0
+    line = capsys.readouterr().out.strip()
+    assert json.loads(line) == {"type": "flow", "steps": 4, "method": "midpoint", "sway_coef": -1.0}
+    # the printed section, given as `sampler=<it>`, replaces another config's sampler whole
+    other = load_config(conf, ["sampler={type: flow, steps: 31, time_grid: epss}"])
+    other = apply_overrides(other, [f"sampler={line}"])
+    assert dict(other.sampler) == json.loads(line)
+    assert inspect_cli.main(["config", str(conf), "conditions.style.conditioner"]) == 0
+    assert capsys.readouterr().out == "style_features\n"  # a scalar as it is, for shell comparisons
+    assert inspect_cli.main(["config", str(conf), "objective"]) == 2
+    assert "has no 'objective'" in capsys.readouterr().err
 
 
 def test_plugin_entry_point_registers_a_component(tmp_path):

@@ -20,3 +20,12 @@ toolkit_python() {
   root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
   if [ -x "$root/.venv/bin/python" ]; then echo "$root/.venv/bin/python"; else echo python3; fi
 }
+
+# The conf's sampler as one override (`sampler={...}`) for generating from a checkpoint: the conf's settings
+# win over the ones saved in the checkpoint, so editing the sampler and rerunning the generation stage remakes
+# the outputs (--skip-existing compares the config each manifest records).
+sampler_override() {  # python conf [key=value ...]
+  local python=$1 conf=$2
+  shift 2
+  echo "sampler=$("$python" -m toolkit.bin.inspect config "$conf" sampler "$@")"
+}

@@ -64,12 +64,14 @@ if stage_enabled 2; then
 fi
 
 if stage_enabled 3; then
+  gen_overrides=("${overrides[@]}")
   require_cli 3 generate generate
   if [ -n "$pretrained" ]; then
     model_args=(--pretrained "$pretrained")
     if [ -n "$variant" ]; then model_args+=(--variant "$variant"); fi
   else
     model_args=(--ckpt "$exp/checkpoints/last.pt")
+    gen_overrides=("$(sampler_override "$python" "$conf" "${overrides[@]}")" "${overrides[@]}")
   fi
   manifests=(--manifest "$exp/data/valid.jsonl" --manifest "$exp/data/train.jsonl")
   "$python" local/make_requests.py "${manifests[@]}" --out "$exp/requests.jsonl" --seconds "$song_seconds" \
@@ -78,12 +80,12 @@ if stage_enabled 3; then
     --limit "$num_songs" --mismatch
   log "stage 3: generating songs (conditioned; with lyrics and style dropped; with another song's LRC)"
   "$python" -m toolkit.bin.generate "${model_args[@]}" --requests "$exp/requests.jsonl" --out "$exp/songs/full" \
-    --skip-existing "${overrides[@]}"
+    --skip-existing "${gen_overrides[@]}"
   "$python" -m toolkit.bin.generate "${model_args[@]}" --requests "$exp/requests.jsonl" --out "$exp/songs/dropped" \
-    --skip-existing --drop-conditions "${overrides[@]}"
+    --skip-existing --drop-conditions "${gen_overrides[@]}"
   if [ -s "$exp/requests_mismatched.jsonl" ]; then
     "$python" -m toolkit.bin.generate "${model_args[@]}" --requests "$exp/requests_mismatched.jsonl" \
-      --out "$exp/songs/mismatched" --skip-existing "${overrides[@]}"
+      --out "$exp/songs/mismatched" --skip-existing "${gen_overrides[@]}"
   fi
   if [ -z "$pretrained" ]; then  # the codec ceiling: the references themselves, through the codec
     "$python" local/reconstruct_references.py --config "$conf" --requests "$exp/requests.jsonl" \
@@ -97,9 +99,8 @@ if stage_enabled 4; then
   # Style is scored in a space the model was not conditioned on; the conditioner's own space (style_features,
   # weight-free) is reported beside it as self-consistency. Held-out pieces get their own columns.
   self_space=()  # the published model's conditioner is MuQ-MuLan: give its weights as --eval_embedding to compare
-  if [ -z "$pretrained" ] && [ "$("$python" -c 'import sys; from toolkit.config import load_config
-from omegaconf import OmegaConf; print(OmegaConf.select(load_config(sys.argv[1], sys.argv[2:]), "conditions.style.conditioner"))' \
-      "$conf" "${overrides[@]}")" = style_features ]; then
+  if [ -z "$pretrained" ] && [ "$("$python" -m toolkit.bin.inspect config "$conf" conditions.style.conditioner \
+      "${overrides[@]}")" = style_features ]; then
     self_space=(--self-consistency features)
   fi
   "$python" -m toolkit.bin.evaluate songs --songs "$exp/songs" --manifest "$exp/data/valid.jsonl" \

@@ -51,18 +51,20 @@ if stage_enabled 2; then
 fi
 
 if stage_enabled 3; then
+  gen_overrides=("${overrides[@]}")
   if [ -n "$pretrained" ]; then
     model_args=(--pretrained "$pretrained")
   else
     model_args=(--ckpt "$exp/checkpoints/last.pt")
+    gen_overrides=("$(sampler_override "$python" "$conf" "${overrides[@]}")" "${overrides[@]}")
   fi
   "$python" local/make_requests.py --targets "$exp/data/valid.jsonl" --targets "$exp/data/train.jsonl" \
     --prompts "$exp/data/train.jsonl" --out "$exp/requests.jsonl" --limit "$num_requests"
   log "stage 3: generating speech (conditioned, then with text and prompt dropped for comparison)"
   "$python" -m toolkit.bin.generate f5tts "${model_args[@]}" --requests "$exp/requests.jsonl" --out "$exp/songs/full" \
-    "${overrides[@]}"
+    "${gen_overrides[@]}"
   "$python" -m toolkit.bin.generate f5tts "${model_args[@]}" --requests "$exp/requests.jsonl" \
-    --out "$exp/songs/dropped" --drop-conditions "${overrides[@]}"
+    --out "$exp/songs/dropped" --drop-conditions "${gen_overrides[@]}"
 fi
 
 if stage_enabled 4; then

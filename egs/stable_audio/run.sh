@@ -64,19 +64,21 @@ if stage_enabled 2; then
 fi
 
 if stage_enabled 3; then
+  gen_overrides=("${overrides[@]}")
   if [ -n "$pretrained" ]; then
     model_args=(--pretrained "$pretrained")
     if [ -n "$t5" ]; then model_args+=(--t5 "$t5"); fi
   else
     model_args=(--ckpt "$exp/checkpoints/last.pt")
+    gen_overrides=("$(sampler_override "$python" "$conf" "${overrides[@]}")" "${overrides[@]}")
   fi
   "$python" local/make_requests.py --manifest "$exp/data/valid.jsonl" --manifest "$exp/data/train.jsonl" \
     --out "$exp/requests.jsonl" --seconds "$song_seconds" --limit "$num_songs"
   log "stage 3: generating (with the prompt, then with it dropped for comparison)"
   "$python" -m toolkit.bin.generate stable_audio "${model_args[@]}" --requests "$exp/requests.jsonl" \
-    --out "$exp/songs/full" --skip-existing ${overrides[@]+"${overrides[@]}"}
+    --out "$exp/songs/full" --skip-existing "${gen_overrides[@]}"
   "$python" -m toolkit.bin.generate stable_audio "${model_args[@]}" --requests "$exp/requests.jsonl" \
-    --out "$exp/songs/dropped" --skip-existing --drop-conditions ${overrides[@]+"${overrides[@]}"}
+    --out "$exp/songs/dropped" --skip-existing --drop-conditions "${gen_overrides[@]}"
 fi
 
 if stage_enabled 4; then
