@@ -83,24 +83,31 @@ def write_features(root, recipe) -> None:
 
 # --------------------------------------------------------------------------------------------- a trained LoRA
 
-def test_trained_lora_generates_unmerged_as_its_merged_export(tmp_path):
+def train_base_and_lora(root):
+    """Through the train CLI on tiny features: a base run, a 3-step LoRA run on it, the LoRA's merged export.
+    Returns (base checkpoint, LoRA run folder, merged checkpoint)."""
     import yaml
 
-    write_features(tmp_path / "features", tiny_recipe())
-    config = tmp_path / "tiny.yaml"
+    write_features(root / "features", tiny_recipe())
+    config = root / "tiny.yaml"
     config.write_text(yaml.safe_dump(TINY))
-    common = ["--config", str(config), "--features", str(tmp_path / "features")]
-    base_ckpt = tmp_path / "base" / "checkpoints" / "last.pt"
-    assert train_cli.main(common + ["--exp", str(tmp_path / "base")]) == 0
-    lora_exp = tmp_path / "lora"
-    assert train_cli.main(common + ["--exp", str(lora_exp), f"train.init_from={base_ckpt}", "train.lora.rank=4",
+    common = ["--config", str(config), "--features", str(root / "features")]
+    base = root / "base" / "checkpoints" / "last.pt"
+    assert train_cli.main(common + ["--exp", str(root / "base")]) == 0
+    lora = root / "lora"
+    assert train_cli.main(common + ["--exp", str(lora), f"train.init_from={base}", "train.lora.rank=4",
                                     "train.lora.alpha=8", "train.max_steps=3", "train.save_every=3",
                                     "train.lr=0.02"]) == 0
+    merged = root / "merged.pt"
+    assert train_cli.main(["export-lora", "--checkpoint", str(lora / "checkpoints" / "last.pt"),
+                           "--out", str(merged)]) == 0
+    return base, lora, merged
+
+
+def test_trained_lora_generates_unmerged_as_its_merged_export(tmp_path):
+    base_ckpt, lora_exp, merged = train_base_and_lora(tmp_path)
     adapter_dir = lora_exp / "adapter"
     assert sorted(p.name for p in adapter_dir.iterdir()) == ["README.md", ad.CONFIG_FILE, ad.WEIGHTS_FILE]
-    merged = tmp_path / "merged.pt"
-    assert train_cli.main(["export-lora", "--checkpoint", str(lora_exp / "checkpoints" / "last.pt"),
-                           "--out", str(merged)]) == 0
 
     plain = build_recipe(load_checkpoint(merged)["config"]).eval()
     init_from(plain, merged)

@@ -10,30 +10,14 @@ import mutagen
 import numpy as np
 import pytest
 import soundfile as sf
-import yaml
-from test_adapters import tiny_recipe, write_features
+from test_adapters import train_base_and_lora
 from test_generate_fixtures import run
-from test_trainer_recipe import TINY
-
-from toolkit.bin import train as train_cli
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("lora_cli")
-    write_features(root / "features", tiny_recipe())
-    config = root / "tiny.yaml"
-    config.write_text(yaml.safe_dump(TINY))
-    common = ["--config", str(config), "--features", str(root / "features")]
-    base = root / "base" / "checkpoints" / "last.pt"
-    assert train_cli.main(common + ["--exp", str(root / "base")]) == 0
-    lora = root / "lora"
-    assert train_cli.main(common + ["--exp", str(lora), f"train.init_from={base}", "train.lora.rank=4",
-                                    "train.lora.alpha=8", "train.max_steps=3", "train.save_every=3",
-                                    "train.lr=0.02"]) == 0
-    merged = root / "merged.pt"
-    assert train_cli.main(["export-lora", "--checkpoint", str(lora / "checkpoints" / "last.pt"),
-                           "--out", str(merged)]) == 0
+    base, lora, merged = train_base_and_lora(root)
     return root, base, lora / "adapter", merged
 
 
