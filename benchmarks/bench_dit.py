@@ -103,7 +103,7 @@ def main() -> None:
     from toolkit.precision import DTYPES, choose_dtype
 
     header()
-    auto = choose_dtype("auto", "cpu", component="dit")
+    auto = choose_dtype("auto", "cpu", component="dit_diffrhythm")
     print(f"--dtype auto -> {auto.name}: {auto.reason}")
     names = list(dict.fromkeys(["fp32", *args.dtypes, auto.name]))  # fp32 first: the error reference
 
@@ -120,7 +120,7 @@ def main() -> None:
 
     rows = []
     for name in names:
-        model.to(DTYPES[name])
+        model.to_compute_dtype(DTYPES[name])
         rows += run_dtype(model, name, DTYPES[name], args.batches, args.frames, args.repeats)
 
     per_item = dit_forward_flops(model, 1, args.frames) / 1e12

@@ -97,7 +97,7 @@ def main() -> None:
     from toolkit.precision import choose_dtype
 
     header()
-    dit_choice = choose_dtype(args.dtype, "cpu", component="dit")
+    dit_choice = choose_dtype(args.dtype, "cpu", component="dit_diffrhythm")
     codec_choice = choose_dtype(args.codec_dtype or args.dtype, "cpu", component="codec")
     print(f"DiT dtype {dit_choice.name}: {dit_choice.reason}")
     print(f"codec dtype {codec_choice.name}: {codec_choice.reason}", flush=True)
@@ -105,7 +105,7 @@ def main() -> None:
     cfg = song_config(args.frames, args.steps, args.chunk_frames, args.depth, args.solver, args.sway)
     start = time.perf_counter()
     recipe = build(cfg)
-    recipe.transformer.to(dit_choice.dtype)
+    recipe.transformer.to_compute_dtype(dit_choice.dtype)
     recipe.codec.set_compute_dtype(codec_choice.dtype)
     params = sum(p.numel() for p in recipe.transformer.parameters())
     vae_params = sum(p.numel() for p in recipe.codec.parameters())

@@ -113,7 +113,7 @@ def run(model, sampler, problem: dict, options: dict) -> tuple[torch.Tensor, int
     options = {**ROW_DEFAULTS, **options}
     dtype = options.pop("dtype", torch.float32)
     backbone = model.backbone if hasattr(model, "backbone") else model
-    backbone.to(dtype)
+    backbone.to_compute_dtype(dtype)
     started = time.perf_counter()
     with torch.inference_mode():
         # the model computes in `dtype`; the sampler integrates in the dtype it picks for it (fp32 for bf16)

@@ -11,6 +11,8 @@ import pytest
 import soundfile as sf
 from test_generate_fixtures import LRC, SR, make_checkpoint, run, write_tone
 
+from toolkit.precision import choose_dtype
+
 MANIFEST_KEYS = {"request", "checkpoint", "config", "seed", "seconds", "wall_seconds", "peak_rss_mb", "lrc", "warnings",
                  "condition", "toolkit_version", "device", "dtype", "dtype_reason", "sample_rate", "level", "recipe"}
 
@@ -64,7 +66,10 @@ def test_every_batch_item_is_saved_with_tags_and_a_manifest(batch_run, ckpt):
         assert manifest["wall_seconds"] > 0 and manifest["peak_rss_mb"] > 0
         assert manifest["lrc"] == LRC and manifest["condition"] == "full"
         assert (manifest["request"]["style_audio"], manifest["request"]["style_text"]) == (None, "folk, guitar")
-        assert manifest["dtype"] == "fp32" and manifest["device"] == "cpu" and manifest["sample_rate"] == SR
+        assert manifest["device"] == "cpu" and manifest["sample_rate"] == SR
+        # --dtype auto: what this machine's CPU flags decide, with the reason recorded
+        assert manifest["dtype"] == choose_dtype("auto", "cpu", component="dit_diffrhythm").name
+        assert manifest["dtype_reason"].startswith(f"auto: {manifest['dtype']} for the dit_diffrhythm")
 
         tags = mutagen.File(str(out / f"song_{i}.wav")).tags
         assert str(tags["TIT2"]) == f"Tiny Song ({i + 1}/2)"
@@ -202,6 +207,11 @@ def test_skip_existing_keeps_finished_songs_and_redoes_changed_ones(ckpt, inputs
     status, err = run(argv[:-1] + ["--skip-existing", "--steps", "3"], capsys)  # other settings: both redone
     assert status == 0 and "already generated" not in err
     assert json.loads((out / "one.json").read_text())["steps"] == 3
+    steps3 = argv[:-1] + ["--skip-existing", "--steps", "3"]
+    other = "fp16" if json.loads((out / "one.json").read_text())["dtype"] != "fp16" else "fp32"
+    status, err = run(steps3 + ["--dtype", other], capsys)  # another number format: a different song, redone
+    assert status == 0 and "already generated" not in err
+    assert json.loads((out / "one.json").read_text())["dtype"] == other
     without = [a for a in argv if a != "--skip-existing"]
     status, err = run(without, capsys)  # without the flag every song is generated again
     assert status == 0 and "already generated" not in err

@@ -43,14 +43,16 @@ class LowPrecisionPolicy:
     evidence: str
 
 
-# The switch: flip an entry to "bf16" (with its evidence) once the song-level error study shows bf16 is
-# as accurate as fp32 for that component. Until then `auto` is fp32 everywhere and bf16 is opt-in.
+# The switch: an entry is "bf16" (with its evidence) once the song-level error study shows bf16 is as accurate
+# as fp32 for that component; otherwise `auto` is fp32 for it and bf16 is opt-in.
+# Keys: "codec", a backbone's registry name where it was studied, "dit" for any other backbone.
 AUTO_LOW_PRECISION: dict[str, LowPrecisionPolicy] = {
-    "dit": LowPrecisionPolicy(None, "a bf16 DiT (fp32 flow times) adds nothing measurable to upstream's grid "
-                                    "error on the trained demo model (0.96x, 1.00x on two pieces) but 24 % on "
-                                    "the released-layout random-weight model, where upstream's own fp16 "
-                                    "inference adds 3 %; the published model could not be checked "
-                                    "(docs/dit_cfm.md, error table)"),
+    "dit": LowPrecisionPolicy(None, "bf16 is not yet shown to sample this backbone's songs as accurately as fp32 "
+                                    "(benchmarks/study_sampling.py measures it; docs/dit_cfm.md)"),
+    "dit_diffrhythm": LowPrecisionPolicy(
+        "bf16", "a bf16 DiT (blocks in bf16; ends, residual stream and flow times in fp32) samples a song as close "
+                "to a fine fp32 reference as fp32 does: 1.00x upstream's grid error on the released-layout model "
+                "(its own fp16 inference 1.03x), 0.96x-1.00x on the trained demo model (docs/dit_cfm.md, error table)"),
     "codec": LowPrecisionPolicy(None, "bf16 VAE convolutions differ from fp32 by 4e-3 mean / 1e-2 max relative "
                                       "(released size, random weights) and were not reliably faster than the fast "
                                       "fp32 decode on an AMX Xeon (docs/codecs.md)"),

@@ -189,10 +189,23 @@ class Backbone(nn.Module, ABC):
 
     latent_dim: int
     INPUTS: ClassVar[Mapping[str, InputSpec]] = {}
+    # Submodules kept in fp32 when the rest computes in bf16: cheap parts where bf16 rounding shows in the
+    # output (a class measures what this buys, e.g. docs/dit_cfm.md for dit_diffrhythm).
+    FP32_WITH_BF16: ClassVar[tuple[str, ...]] = ()
 
     def inputs(self) -> Mapping[str, InputSpec]:
         """The inputs of this instance (a class may enable optional ones per configuration)."""
         return self.INPUTS
+
+    def to_compute_dtype(self, dtype: torch.dtype) -> Backbone:
+        """Cast for inference in `dtype`; under bf16 the submodules named in FP32_WITH_BF16 stay fp32."""
+        self.to(dtype)
+        if dtype == torch.bfloat16:
+            for name in self.FP32_WITH_BF16:
+                part = getattr(self, name, None)
+                if part is not None:
+                    part.float()
+        return self
 
     @abstractmethod
     def forward(

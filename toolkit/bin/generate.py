@@ -150,7 +150,7 @@ def check_jobs(jobs: list, validator, settings, batch_mode: bool) -> list:
 @friendly_errors(PROG)
 def _main(argv: list[str]) -> int:
     from toolkit.generation import runner, sources
-    from toolkit.generation.devices import pick_device, pick_dtype
+    from toolkit.generation.devices import backbone_component, pick_device, pick_dtype
 
     recipe, rest = split_recipe(argv)
     known, _ = base_parser(add_help=False).parse_known_args(rest)
@@ -179,12 +179,13 @@ def _main(argv: list[str]) -> int:
     out = Path(args.out)
     fmt, single_file = runner.output_format(out, args.format)
     device = pick_device(args.device)
-    dit, codec = pick_dtype(args.dtype, device, "dit"), pick_dtype(args.codec_dtype, device, "codec")
-    settings = runner.RunSettings(out, fmt, single_file, device, dit.name, dit.reason, args.quiet, codec.name,
-                                  codec.reason)
+    codec = pick_dtype(args.codec_dtype, device, "codec")
     jobs = make_jobs(args, recipe_cls, single_file)
     first = next((j.request for j in jobs if j.request is not None), None)
     source = resolve(args, recipe_cls and sources.recipe_name(recipe_cls), recipe_cls, first)
+    dit = pick_dtype(args.dtype, device, backbone_component(source.cfg))  # bf16 only where studied
+    settings = runner.RunSettings(out, fmt, single_file, device, dit.name, dit.reason, args.quiet, codec.name,
+                                  codec.reason)
     todo = check_jobs(jobs, source.recipe_cls.validator_type(source.cfg), settings, bool(args.requests))
     if not todo:
         print(f"{PROG}: error: no request can be generated", file=sys.stderr)
@@ -192,7 +193,8 @@ def _main(argv: list[str]) -> int:
 
     model, config = source.record(), sources.plain_config(source)
     if args.skip_existing:
-        done = [j for j in todo if runner.already_generated(j, runner.output_paths(j, settings), model, config)]
+        done = [j for j in todo if runner.already_generated(j, runner.output_paths(j, settings), model, config,
+                                                         settings)]
         for job in done:
             print(f"{PROG}: {job.origin} ({job.name}): already generated, skipped", file=sys.stderr)
         todo = [j for j in todo if j not in done]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import torch
 
@@ -43,3 +44,13 @@ def pick_dtype(requested: str | None, device: torch.device, component: str = "di
     for warning in caught:
         print(f"warning: {warning.message}", file=sys.stderr)
     return choice
+
+
+def backbone_component(cfg: Any) -> str:
+    """The precision-policy entry (toolkit.precision.AUTO_LOW_PRECISION) of a config's backbone: its own where
+    bf16 was studied for it (e.g. dit_diffrhythm), else the generic "dit"."""
+    from ..precision import AUTO_LOW_PRECISION
+    from ..registry import split_node
+
+    name, _ = split_node(cfg["backbone"], "backbone")
+    return name if name in AUTO_LOW_PRECISION else "dit"

@@ -82,10 +82,12 @@ def use_adapters(recipe: Any, job: Job, model: dict) -> list[dict]:
     return describe(current)
 
 
-def already_generated(job: Job, paths: list[Path], model: dict, config: dict) -> bool:
-    """Every output of `job` exists beside a manifest that records this request, model and config."""
+def already_generated(job: Job, paths: list[Path], model: dict, config: dict, settings: RunSettings) -> bool:
+    """Every output of `job` exists beside a manifest that records this request, model, config and number
+    formats (a song made in fp32 is remade when `auto` now picks bf16, and the other way round)."""
     wanted = json.loads(json.dumps({"request": request_record(job), "checkpoint": model["sha256"],
-                                    "config": config, "adapters": adapter_record(job)}))
+                                    "config": config, "adapters": adapter_record(job),
+                                    "dtype": settings.dtype_name, "codec_dtype": settings.codec_dtype_name}))
     for path in paths:
         manifest_path = path.with_suffix(".json")
         if not (path.is_file() and manifest_path.is_file()):
@@ -95,7 +97,8 @@ def already_generated(job: Job, paths: list[Path], model: dict, config: dict) ->
         except ValueError:
             return False
         found = {"request": manifest.get("request"), "checkpoint": (manifest.get("checkpoint") or {}).get("sha256"),
-                 "config": manifest.get("config"),
+                 "config": manifest.get("config"), "dtype": manifest.get("dtype"),
+                 "codec_dtype": manifest.get("codec_dtype"),
                  "adapters": [{k: a.get(k) for k in ("name", "sha256", "scale")} for a in manifest.get("adapters", [])]}
         if found != wanted:
             return False

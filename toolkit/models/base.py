@@ -59,8 +59,10 @@ class CodecRecipe(Recipe):
         object.__setattr__(self, "codec", codec)
 
     def to_device(self, device: str | torch.device, dtype: torch.dtype = torch.float32):
-        """Move the trainable part (in `dtype`) and the codec (float32, as upstream decodes) to `device`."""
+        """Move the trainable part (in `dtype`; the backbone's FP32_WITH_BF16 parts stay fp32 under bf16) and the
+        codec (float32, as upstream decodes) to `device`."""
         self.to(device=device, dtype=dtype)
+        self.transformer.to_compute_dtype(dtype)
         self.codec.to(device=device)
         return self
 

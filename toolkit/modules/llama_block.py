@@ -38,7 +38,8 @@ class RMSNorm(nn.Module):
         h = x.float()
         h = (h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.eps)).to(dtype)
         if torch.is_grad_enabled() or self.weight.dtype != h.dtype:
-            return self.weight * h
+            # an fp32 stream into bf16 weights (a bf16 DiT's blocks): the norm's output is in the weights' dtype
+            return self.weight * h.to(self.weight.dtype)
         return h.mul_(self.weight)  # inference: the same product, into the fresh tensor
 
 
