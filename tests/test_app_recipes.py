@@ -224,6 +224,22 @@ def test_a_checkpoint_is_built_once(tmp_path):
     assert outcome.ok and outcome.items[0].audio.is_file()
 
 
+def test_with_a_requested_format_each_model_gets_its_backbone_s_choice(tmp_path):
+    from toolkit.app.served import serve_checkpoint
+    from toolkit.precision import choose_dtype
+
+    settings = Settings(torch.device("cpu"), "fp32", torch.float32, requested="auto")
+    model = serve_checkpoint(make_checkpoint(tmp_path / "a.pt"), settings=settings)  # a DiffRhythm DiT
+    source = model.source_for(None, settings)
+    expected = choose_dtype("auto", "cpu", component="dit_diffrhythm")
+    assert settings.dtype_for(source) == (expected.name, expected.dtype, expected.reason)
+    recipe, _ = model.built(source, settings)
+    assert recipe.transformer.transformer_blocks[0].mlp.gate_proj.weight.dtype == expected.dtype
+    outcome = Service([model], tmp_path / "out", settings).generate(
+        model.label, {"lrc": LRC, "style_text": "folk", "seed": 3}, "s")
+    assert outcome.ok and json.loads(outcome.items[0].manifest.read_text())["dtype"] == expected.name
+
+
 def test_a_published_folder_is_served_per_request(tmp_path):
     from test_generate_pretrained import LRC as PUBLISHED_LRC
     from test_generate_pretrained import build_published_folder

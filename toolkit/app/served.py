@@ -21,13 +21,29 @@ from ..models.requests import RequestValidator
 
 @dataclass
 class Settings:
-    """Where and in which number format models run, and how outputs are written."""
+    """Where and in which number format models run, and how outputs are written. With `requested` (the
+    --dtype given: auto, fp32, ...) each model's format is decided for its own backbone, as the generate CLI
+    does; without it every model runs in `dtype`."""
 
     device: torch.device
     dtype_name: str
     dtype: torch.dtype
     dtype_reason: str = ""
     no_chunked: bool = False
+    requested: str | None = None
+    _choices: dict[str, tuple[str, torch.dtype, str]] = field(default_factory=dict, repr=False)
+
+    def dtype_for(self, source: sources.ModelSource) -> tuple[str, torch.dtype, str]:
+        """(name, dtype, reason) of the format `source`'s model runs in (decided once per backbone kind)."""
+        if self.requested is None:
+            return self.dtype_name, self.dtype, self.dtype_reason
+        from ..generation.devices import backbone_component, pick_dtype
+
+        component = backbone_component(source.cfg)
+        if component not in self._choices:
+            choice = pick_dtype(self.requested, self.device, component)
+            self._choices[component] = (choice.name, choice.dtype, choice.reason)
+        return self._choices[component]
 
 
 @dataclass
@@ -73,7 +89,7 @@ class ServedModel:
         key = _key(source)
         with self._lock:
             if key not in self._built:
-                self._built[key] = sources.build(source, settings.device, settings.dtype)
+                self._built[key] = sources.build(source, settings.device, settings.dtype_for(source)[1])
                 self._records[key] = source.record()
             return self._built[key], self._records[key]
 

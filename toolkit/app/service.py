@@ -132,8 +132,8 @@ class Service:
             folder = job_folder(self.out_root, ticket)
             title = getattr(request, "title", None)
             job = Job(slug(title) if title else model.recipe_cls.output_name, request, "web app", checked=checked)
-            run = runner.RunSettings(folder, fmt, False, self.settings.device, self.settings.dtype_name,
-                                     self.settings.dtype_reason, quiet=True)
+            dtype_name, _, dtype_reason = self.settings.dtype_for(source)
+            run = runner.RunSettings(folder, fmt, False, self.settings.device, dtype_name, dtype_reason, quiet=True)
             paths = runner.run_job(job, recipe, run, record, _plain(source), progress=step)
             items = self._items(paths, step)
         except JobCancelled:

@@ -89,7 +89,7 @@ def _main(argv: list[str]) -> int:
 
     device = pick_device(args.device)
     dit = pick_dtype(args.dtype, device, "dit")
-    settings = Settings(device, dit.name, dit.dtype, dit.reason, args.no_chunked)
+    settings = Settings(device, dit.name, dit.dtype, dit.reason, args.no_chunked, requested=args.dtype or "auto")
     service = Service(served_models(args, settings), Path(args.out), settings)
     for folder in args.compare:
         from toolkit.app.compare import find_report
