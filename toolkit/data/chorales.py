@@ -322,14 +322,14 @@ def accompaniment_voices(piece: Piece, ensemble: Ensemble = ENSEMBLES[0]):
         return [(n.onset, n.duration, n.pitch) for n in part]
 
     lower = piece.parts[1:]
-    pans = np.linspace(40, 88, num=max(len(lower), 2)).round().astype(int)
+    pans = np.linspace(40, 88, num=max(len(lower), 2)).round().astype(int)[:len(lower)]  # one per lower part
     programs = [ensemble.lower[min(i, len(ensemble.lower) - 1)] for i in range(len(lower))]
     voices = [Voice(ensemble.melody, notes(piece.soprano), velocity=60, volume=70)]
     voices += [Voice(program, notes(part), velocity=72, volume=95, pan=int(pan))
-               for part, pan, program in zip(lower, pans, programs, strict=False)]
+               for part, pan, program in zip(lower, pans, programs, strict=True)]
     if ensemble.double is not None:
         voices += [Voice(ensemble.double, notes(part), velocity=64, volume=55, pan=int(127 - pan), reverb=60)
-                   for part, pan in zip(lower, pans, strict=False)]
+                   for part, pan in zip(lower, pans, strict=True)]
     return voices[:15]
 
 

@@ -91,7 +91,7 @@ def metric_vs_x_png(rows: Sequence[dict[str, Any]], x: str, metrics: Sequence[st
             style = "o-" if series and len(members) > 1 else "o"
             ax.plot(xs, ys, style, label=label or None, markersize=6)
             if annotate:
-                for r, xv, yv in zip(members, xs, ys, strict=False):
+                for r, xv, yv in zip(members, xs, ys, strict=True):
                     ax.annotate(str(r.get("name")), (xv, yv), textcoords="offset points", xytext=(4, 4),
                                 fontsize=7)
         if log_x and all(_number(r.get(x)) > 0 for r in points):

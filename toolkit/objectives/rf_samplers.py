@@ -77,7 +77,7 @@ class FlowTimeView(Backbone):
 
 
 def rf_euler(model: Model, x: torch.Tensor, t: torch.Tensor, callback: Callback = None) -> torch.Tensor:
-    for i, (t_curr, t_next) in enumerate(zip(t[:-1], t[1:], strict=False)):
+    for i, (t_curr, t_next) in enumerate(zip(t[:-1], t[1:], strict=True)):
         v = model(x, t_curr * torch.ones((x.shape[0],), dtype=x.dtype, device=x.device))
         x = x + (t_next - t_curr) * v
         if callback is not None:
