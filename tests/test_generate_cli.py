@@ -215,3 +215,35 @@ def test_skip_existing_keeps_finished_songs_and_redoes_changed_ones(ckpt, inputs
     without = [a for a in argv if a != "--skip-existing"]
     status, err = run(without, capsys)  # without the flag every song is generated again
     assert status == 0 and "already generated" not in err
+
+
+def test_an_interrupted_song_resumes_from_its_saved_state_when_the_command_runs_again(ckpt, inputs, tmp_path,
+                                                                                     capsys, monkeypatch):
+    from toolkit.generation import runner
+
+    argv = base_args(ckpt, inputs) + ["--seed", "3", "--steps", "4", "--save-state-every", "0"]
+    out = tmp_path / "song.wav"
+    step = runner.Progress.step
+
+    def ctrl_c_after_two(self, i, n, *rest):
+        step(self, i, n, *rest)
+        if i + 1 == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner.Progress, "step", ctrl_c_after_two)
+    status, err = run(argv + ["--out", out], capsys)
+    partial = tmp_path / "song.partial.pt"
+    assert status == 130 and not out.exists() and partial.is_file()
+    assert f"the state after update 2 of 4 is in {partial}; run the same command again to resume" in err
+    assert err.rstrip().endswith("toolkit-generate: interrupted")
+
+    monkeypatch.setattr(runner.Progress, "step", step)
+    status, err = run(argv + ["--out", out], capsys)
+    assert status == 0 and f"resuming from update 2 of 4 saved in {partial}" in err
+    assert out.is_file() and not partial.exists(), "the state file goes once the song is written"
+    fresh = tmp_path / "fresh" / "song.wav"
+    assert run(argv + ["--out", fresh, "--no-resume"], capsys)[0] == 0
+    assert np.array_equal(sf.read(str(out))[0], sf.read(str(fresh))[0]), "resumed = uninterrupted, bit for bit"
+
+    status, err = run(argv + ["--out", out, "--save-state-every", "-1"], capsys)
+    assert status == 2 and "--save-state-every must be >= 0 seconds, got -1" in err

@@ -62,6 +62,39 @@ def sha256_files(paths: Iterable[str | Path]) -> str:
     return digest.hexdigest()
 
 
+def sha256_value(value: object) -> str:
+    """The sha256 (hex) of nested plain data and tensors: mappings (by sorted key), sequences, numbers, strings,
+    None, and tensors by dtype, shape and bytes (so equal digests mean bit-equal tensors)."""
+    import hashlib
+    from collections.abc import Mapping
+
+    import torch
+
+    digest = hashlib.sha256()
+
+    def feed(item: object) -> None:
+        if isinstance(item, torch.Tensor):
+            flat = item.detach().cpu().contiguous().reshape(-1)
+            digest.update(f"T{item.dtype}{tuple(item.shape)}".encode())
+            digest.update(flat.view(torch.uint8).numpy().tobytes() if flat.numel() else b"")
+        elif isinstance(item, Mapping):
+            digest.update(b"{")
+            for key in sorted(item, key=str):
+                feed(str(key))
+                feed(item[key])
+            digest.update(b"}")
+        elif isinstance(item, (list, tuple)):
+            digest.update(b"[")
+            for entry in item:
+                feed(entry)
+            digest.update(b"]")
+        else:
+            digest.update(f"{type(item).__name__}:{item!r};".encode())
+
+    feed(value)
+    return digest.hexdigest()
+
+
 def sha256_prefix(path: str | Path, length: int = 16) -> str:
     """The first `length` hex digits of a file's sha256."""
     return sha256_files([path])[:length]

@@ -237,11 +237,28 @@ class Sampler(ABC):
     guidance's unconditional half drops."""
 
     uncond_drop: tuple[str, ...] = ()
+    resumable: bool = False  # sample() takes `snapshots` (SamplerSnapshots) and resumes from them
 
     @abstractmethod
     def sample(self, backbone: Backbone, noise: torch.Tensor, cond: torch.Tensor,
                conditions: Mapping[str, torch.Tensor], **kwargs: Any) -> torch.Tensor:
         """noise, cond: [B, T, D] -> generated latents [B, T, D]."""
+
+
+class SamplerSnapshots(ABC):
+    """Where a resumable sampler keeps its state between updates, so that an interrupted run resumes.
+
+    `key` is the sampler's digest of everything its result depends on besides the model (noise, conditions,
+    time grid, guidance, ...); the store adds what identifies the model and the request, and decides how often
+    a `save` is worth writing."""
+
+    @abstractmethod
+    def load(self, key: str) -> tuple[int, torch.Tensor] | None:
+        """(updates done, the state after them) saved under `key`, or None."""
+
+    @abstractmethod
+    def save(self, key: str, done: int, total: int, state: torch.Tensor) -> None:
+        """The state after `done` of `total` updates (the store may skip writing it)."""
 
 
 @dataclass

@@ -39,7 +39,7 @@ def register_toolkit_errors() -> None:
 
 
 def friendly_errors(prog: str) -> Callable[[Callable[..., int]], Callable[..., int]]:
-    """Turn bad-input exceptions into `prog: error: message` and exit status 2."""
+    """Turn bad-input exceptions into `prog: error: message` and exit status 2, Ctrl-C into status 130."""
 
     def wrap(main: Callable[..., int]) -> Callable[..., int]:
         @functools.wraps(main)
@@ -49,6 +49,9 @@ def friendly_errors(prog: str) -> Callable[[Callable[..., int]], Callable[..., i
             except USER_ERRORS as err:
                 print(f"{prog}: error: {err}", file=sys.stderr)
                 return 2
+            except KeyboardInterrupt:  # Ctrl-C: one line, the shell's status for SIGINT (what was saved says so)
+                print(f"{prog}: interrupted", file=sys.stderr)
+                return 130
 
         return run
 

@@ -63,6 +63,11 @@ def base_parser(add_help: bool) -> argparse.ArgumentParser:
                      help="an audio file name (one request) or a folder (default: generated/)")
     run.add_argument("--no-chunked", action="store_true", help="decode the whole output at once (more memory)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--save-state-every", type=float, default=60.0, metavar="SECONDS",
+                     help="keep the sampler's state in OUTPUT.partial.pt at most this often (default 60; 0 = after "
+                          "every update): an interrupted song resumes from it when the same command runs again; "
+                          "removed once the song is written")
+    run.add_argument("--no-resume", action="store_true", help="neither resume from nor write OUTPUT.partial.pt")
     run.add_argument("--skip-existing", action="store_true", help="keep an output whose files exist with a "
                      "manifest recording the same request, model and config (reruns finish only what is missing)")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
@@ -175,6 +180,8 @@ def _main(argv: list[str]) -> int:
         raise UsageError(f"unexpected argument(s) {' '.join(bad)}: config overrides look like key=value")
     if not (args.ckpt or args.pretrained):
         raise UsageError("give the model with --ckpt FILE or --pretrained DIR")
+    if args.save_state_every < 0:
+        raise UsageError(f"--save-state-every must be >= 0 seconds, got {args.save_state_every:g}")
 
     out = Path(args.out)
     fmt, single_file = runner.output_format(out, args.format)
@@ -191,6 +198,7 @@ def _main(argv: list[str]) -> int:
         print(f"{PROG}: error: no request can be generated", file=sys.stderr)
         return 2
 
+    save_every = None if args.no_resume else args.save_state_every
     model, config = source.record(), sources.plain_config(source)
     if args.skip_existing:
         done = [j for j in todo if runner.already_generated(j, runner.output_paths(j, settings), model, config,
@@ -205,7 +213,7 @@ def _main(argv: list[str]) -> int:
     failed = 0
     for job in todo:
         try:
-            job.paths = runner.run_job(job, built, settings, model, config)
+            job.paths = runner.run_job(job, built, settings, model, config, save_state_every=save_every)
         except Exception as err:
             if not args.requests:
                 raise

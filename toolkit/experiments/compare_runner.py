@@ -6,7 +6,6 @@ rerun skips steps whose inputs did not change.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import resource
@@ -53,7 +52,9 @@ class Runner:
 
     def stamp_digest(self, folder: Path) -> str | None:
         stamp = folder / STAMP
-        return hashlib.sha256(stamp.read_bytes()).hexdigest()[:16] if stamp.is_file() else None
+        from toolkit.io import sha256_prefix
+
+        return sha256_prefix(stamp) if stamp.is_file() else None
 
     def time(self, what: str, seconds: float, cpu: float | None = None, load: float | None = None) -> None:
         """Record a step: wall seconds, CPU seconds of its process (steady under other users' load) and the
@@ -178,11 +179,11 @@ class Runner:
         """Features depend on the codec and the conditions' settings only (the extract stage's stamps, so the
         cache and the features folder agree on what changed): models that agree share them."""
         from ..config import load_config
-        from ..data.extract import feature_stamps
+        from ..data.extract import feature_stamps, stamp
 
         cfg = load_config(model.conf, model.overrides)
         parts = {"stamps": feature_stamps(cfg.codec, cfg.conditions), "max_frames": cfg.get("max_frames")}
-        digest = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:12]
+        digest = stamp(parts)[:12]
         return digest, parts
 
     def train(self, model: Model) -> None:

@@ -82,12 +82,18 @@ def use_adapters(recipe: Any, job: Job, model: dict) -> list[dict]:
     return describe(current)
 
 
+def job_identity(job: Job, model: dict, config: dict, settings: RunSettings) -> dict:
+    """What makes a job's outputs what they are: request, model, config, adapters and number formats (as JSON
+    reads them back)."""
+    return json.loads(json.dumps({"request": request_record(job), "checkpoint": model["sha256"],
+                                  "config": config, "adapters": adapter_record(job),
+                                  "dtype": settings.dtype_name, "codec_dtype": settings.codec_dtype_name}))
+
+
 def already_generated(job: Job, paths: list[Path], model: dict, config: dict, settings: RunSettings) -> bool:
     """Every output of `job` exists beside a manifest that records this request, model, config and number
     formats (a song made in fp32 is remade when `auto` now picks bf16, and the other way round)."""
-    wanted = json.loads(json.dumps({"request": request_record(job), "checkpoint": model["sha256"],
-                                    "config": config, "adapters": adapter_record(job),
-                                    "dtype": settings.dtype_name, "codec_dtype": settings.codec_dtype_name}))
+    wanted = job_identity(job, model, config, settings)
     for path in paths:
         manifest_path = path.with_suffix(".json")
         if not (path.is_file() and manifest_path.is_file()):
@@ -116,10 +122,10 @@ class Progress:
         self.bar = None
 
     def step(self, i: int, n: int, *_: Any) -> None:
-        if self.bar is None:
+        if self.bar is None:  # a resumed job's first update is not the grid's first
             from tqdm import tqdm
 
-            self.bar = tqdm(total=n, desc=f"{self.name}: sampling", unit="step", disable=self.quiet,
+            self.bar = tqdm(total=n, initial=i, desc=f"{self.name}: sampling", unit="step", disable=self.quiet,
                             file=sys.stderr, dynamic_ncols=True)
         self.bar.update(1)
         if self.extra is not None:
@@ -133,23 +139,35 @@ class Progress:
 
 
 def run_job(job: Job, recipe: Any, settings: RunSettings, model: dict, config: dict,
-            progress: Callable[[str, int, int], None] | None = None) -> list[Path]:
+            progress: Callable[[str, int, int], None] | None = None, save_state_every: float | None = None
+            ) -> list[Path]:
     """Generate one job and write its outputs; returns the paths written (audio and manifests). `progress(stage,
     done, total)` hears "sampling", "decoding" (see Progress) and "writing" before each output; if it raises, the
-    job stops and no output of it stays."""
+    job stops and no output of it stays. `save_state_every` (seconds; None = off): the sampler's state is kept
+    in NAME.partial.pt that often (toolkit.generation.snapshots), an interrupted job resumes from it when run
+    again with the same request, model and settings, and it is removed once the outputs are written."""
     from .. import __version__
     from ..eval.memory import peak_rss_mb
 
     request = job.checked.request
     adapters = use_adapters(recipe, job, model)
+    paths = output_paths(job, settings)
+    store = None if save_state_every is None else job_snapshots(job, paths, model, config, settings, save_state_every)
     bar = Progress(job.name, settings.quiet, progress)
     started = time.perf_counter()
+    recipe.snapshots = store
     try:
         result = recipe.generate(request, progress=bar.step)
+    except BaseException:
+        if store is not None and store.on_disk is not None:
+            done, total = store.on_disk
+            print(f"toolkit-generate: {job.name}: the state after update {done} of {total} is in {store.path}; "
+                  "run the same command again to resume from it", file=sys.stderr)
+        raise
     finally:
+        recipe.snapshots = None
         bar.close()
     wall = time.perf_counter() - started
-    paths = output_paths(job, settings)
     if len(result.audio) != len(paths):
         raise RuntimeError(f"the recipe returned {len(result.audio)} outputs for {len(paths)} expected")
     steps = getattr(request, "steps", None) or getattr(recipe.sampler, "steps", None)
@@ -190,7 +208,22 @@ def run_job(job: Job, recipe: Any, settings: RunSettings, model: dict, config: d
             for done in written:
                 done.unlink(missing_ok=True)
             raise
+    if store is not None:
+        store.discard()
     return written
+
+
+def job_snapshots(job: Job, paths: list[Path], model: dict, config: dict, settings: RunSettings,
+                  every_s: float) -> Any:
+    """The job's sampler-state file (FileSnapshots), tied to its identity."""
+    from ..io import sha256_value
+    from .snapshots import FileSnapshots, snapshot_path
+
+    def log(message: str) -> None:
+        print(f"toolkit-generate: {job.name}: {message}", file=sys.stderr)
+
+    identity = sha256_value(job_identity(job, model, config, settings))
+    return FileSnapshots(snapshot_path(paths[0]), identity, every_s, log)
 
 
 def output_format(out: Path, fmt: str | None) -> tuple[str, bool]:

@@ -26,7 +26,7 @@ from ..conditions import ConditionSet, Span
 from ..conditions.spec import field_value
 from ..objectives.cfm import override_draws
 from ..objectives.samplers import integration_dtype
-from ..protocols import Codec, Recipe, StepContext
+from ..protocols import Codec, Recipe, SamplerSnapshots, StepContext
 from ..registry import BACKBONES, CODECS, OBJECTIVES, SAMPLERS
 from .requests import Option, RequestValidator
 
@@ -93,6 +93,9 @@ class FlowRecipe(CodecRecipe):
     validator_type: ClassVar[type] = RequestValidator           # checks requests without the model
     output_name: ClassVar[str] = "output"                       # file stem of an output without a title
     pretrained_options: ClassVar[tuple[Option, ...]] = ()       # options of its published-folder loading
+    # Where a resumable sampler keeps its state during generate(): set by a front end around a job
+    # (toolkit.generation.runner), so that an interrupted song resumes instead of starting again.
+    snapshots: SamplerSnapshots | None = None
 
     @classmethod
     def is_pretrained_folder(cls, folder: Path) -> bool:
@@ -228,6 +231,8 @@ class FlowRecipe(CodecRecipe):
         if dropped:
             options.update(self.unguided_options())  # the unconditional model alone
         routed = self.conditions.routed(self.transformer, self.partly_dropped_groups()) if dropped else self.routed
+        if self.snapshots is not None and self.sampler.resumable:
+            options["snapshots"] = self.snapshots
         return self.sampler.sample(routed, noise, cond, values, mask=mask, negative_conditions=negative,
                                    callback=progress, **options)
 

@@ -20,6 +20,11 @@ Editing / continuation: `mask` [B, T] bool, True = generate. The backbone's audi
 where(mask, 0, cond) and the output is where(mask, x_1, cond): frames outside the mask are copied from
 the reference latent `cond` exactly.
 
+Resuming: given `snapshots` (toolkit.protocols.SamplerSnapshots), the state after each update is offered to
+them under a digest of every input (noise, reference, mask, conditions, negatives, time grid, method,
+guidance, dtype), and a state saved under the same digest is resumed from: the updates continue from it and
+the result is bit-identical to an uninterrupted run on the same machine (the updates are deterministic).
+
 Noise: pass `noise` [B, T, D] (parity tests, custom schemes) or None to draw it with `draw_noise`:
 item i from a torch.Generator seeded `seed + i` (so items differ, a seed reproduces the batch, and
 item i alone is reproduced with seed + i), or from the global generator when seed is None.
@@ -32,7 +37,8 @@ from typing import Any
 
 import torch
 
-from ..protocols import Backbone, Sampler
+from ..io import sha256_value
+from ..protocols import Backbone, Sampler, SamplerSnapshots
 from ..registry import SAMPLERS
 from . import time_grids
 
@@ -80,7 +86,7 @@ def _to_batch(value: torch.Tensor, batch: int) -> torch.Tensor:
 class FlowSampler(Sampler):
     """Flow-matching ODE sampler (Euler/midpoint; linspace, EPSS, sway grids; batched CFG; edit masks).
 
-    Args (all overridable per call in `sample`):
+    Resumable (see the module docstring). Args (all overridable per call in `sample`):
         steps: number of ODE updates (upstream DiffRhythm's steps=32 == 31 here).
         method: "euler" or "midpoint" (2 evaluations per update).
         time_grid: "linspace" or "epss"; sway_coef: sway sampling coefficient (None = off).
@@ -91,6 +97,8 @@ class FlowSampler(Sampler):
         dtype: compute dtype of the integration; None = the backbone's parameter dtype (an fp16
             model then gets an fp16 time grid, as upstream's fp16 inference does).
     """
+
+    resumable = True
 
     def __init__(self, steps: int = 31, method: str = "euler", time_grid: str = "linspace",
                  sway_coef: float | None = None, cfg_strength: float = 4.0,
@@ -115,7 +123,8 @@ class FlowSampler(Sampler):
                seed: int | None = None, dtype: torch.dtype | None = None,
                t: torch.Tensor | None = None,
                callback: Callable[[int, int, torch.Tensor, torch.Tensor], Any] | None = None,
-               return_trajectory: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+               return_trajectory: bool = False, snapshots: SamplerSnapshots | None = None
+               ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Integrate from noise (t=0) to data (t=1).
 
         backbone: a toolkit Backbone (eval mode); noise: [B, T, D] or None (drawn, see `draw_noise`);
@@ -123,7 +132,8 @@ class FlowSampler(Sampler):
         conditions for the conditional half (tensors with a leading batch dim of B or 1);
         negative_conditions: entries replacing them in the unconditional half; mask: [B, T] bool,
         True = generate (default: every frame); t: an explicit time grid (overrides steps / grid / sway);
-        callback(i, steps, t_i, x) after each update (progress bars);
+        callback(i, steps, t_i, x) after each update (progress bars; a resumed run starts at the first update
+        not done); snapshots: where the state is saved and resumed from (not with return_trajectory);
         returns the latents [B, T, D] (and the trajectory [steps + 1, B, T, D] if asked).
         """
         steps = self.steps if steps is None else steps
@@ -181,7 +191,15 @@ class FlowSampler(Sampler):
 
         trajectory = [x] if return_trajectory else None
         n = len(t) - 1
-        for i in range(n):
+        start, key = 0, None
+        if snapshots is not None and not return_trajectory:
+            key = sha256_value({"noise": x, "cond": cond, "mask": mask, "conditions": cast,
+                                "negative": negative_conditions or {}, "t": t, "method": method, "cfg": cfg,
+                                "guidance": [guidance, lo, hi, self.uncond_drop], "dtype": str(dtype)})
+            saved = snapshots.load(key)
+            if saved is not None:
+                start, x = saved[0], saved[1].to(device=device, dtype=dtype)
+        for i in range(start, n):
             t0, t1 = t[i], t[i + 1]
             dt = t1 - t0
             if method == "euler":
@@ -192,6 +210,8 @@ class FlowSampler(Sampler):
                 x = x + dt * velocity(t0 + half, x_mid)
             if trajectory is not None:
                 trajectory.append(x)
+            if key is not None:
+                snapshots.save(key, i + 1, n, x)
             if callback is not None:
                 callback(i, n, t1, x)
 
