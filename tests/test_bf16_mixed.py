@@ -64,7 +64,17 @@ def test_a_recipe_moved_to_bf16_keeps_the_fp32_parts():
     from toolkit.models.factory import build_recipe
 
     recipe = build_recipe(tiny_song()).eval()
+    before = {k: v.clone() for k, v in recipe.state_dict().items()}
     recipe.to_device("cpu", torch.bfloat16)
     dit = recipe.transformer
     assert dit.proj_out.weight.dtype == torch.float32 and dit.time_embed.time_mlp[0].weight.dtype == torch.float32
     assert dit.transformer_blocks[0].mlp.gate_proj.weight.dtype == torch.bfloat16
+    # the fp32 parts keep their weights exactly (never rounded through bf16); the rest is rounded to bf16; every
+    # floating tensor of the recipe (conditions' too) is in one of the two
+    for key, value in recipe.state_dict().items():
+        if not value.is_floating_point():
+            assert torch.equal(value, before[key]), key
+        elif value.dtype == torch.float32:
+            assert key.split(".")[1] in DiffRhythmDiT.FP32_WITH_BF16 and torch.equal(value, before[key]), key
+        else:
+            assert value.dtype == torch.bfloat16 and torch.equal(value, before[key].to(torch.bfloat16)), key

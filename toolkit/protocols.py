@@ -198,14 +198,21 @@ class Backbone(nn.Module, ABC):
         return self.INPUTS
 
     def to_compute_dtype(self, dtype: torch.dtype) -> Backbone:
-        """Cast for inference in `dtype`; under bf16 the submodules named in FP32_WITH_BF16 stay fp32."""
-        self.to(dtype)
+        """Cast for inference in `dtype`; under bf16 the submodules named in FP32_WITH_BF16 go to fp32 from the
+        values they hold now (never through bf16, so fp32 or fp16 weights there stay exact)."""
+        kept: set[int] = set()
         if dtype == torch.bfloat16:
             for name in self.FP32_WITH_BF16:
                 part = getattr(self, name, None)
                 if part is not None:
-                    part.float()
-        return self
+                    kept.update(id(t) for t in (*part.parameters(), *part.buffers()))
+
+        def cast(t: torch.Tensor) -> torch.Tensor:
+            if not t.is_floating_point():
+                return t
+            return t.float() if id(t) in kept else t.to(dtype)
+
+        return self._apply(cast)
 
     @abstractmethod
     def forward(

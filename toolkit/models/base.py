@@ -61,8 +61,12 @@ class CodecRecipe(Recipe):
     def to_device(self, device: str | torch.device, dtype: torch.dtype = torch.float32):
         """Move the trainable part (in `dtype`; the backbone's FP32_WITH_BF16 parts stay fp32 under bf16) and the
         codec (float32, as upstream decodes) to `device`."""
-        self.to(device=device, dtype=dtype)
-        self.transformer.to_compute_dtype(dtype)
+        self.to(device=device)
+        for child in self.children():  # the backbone casts itself (its fp32 parts never pass through bf16)
+            if child is self.transformer:
+                child.to_compute_dtype(dtype)
+            else:
+                child.to(dtype)
         self.codec.to(device=device)
         return self
 
