@@ -41,6 +41,12 @@ SETTINGS = [
     ("midpoint 16, linspace", {"steps": 16, "method": "midpoint"}),
     ("midpoint 8, sway -1", {"steps": 8, "method": "midpoint", "sway_coef": -1.0}),
     ("midpoint 12, sway -1", {"steps": 12, "method": "midpoint", "sway_coef": -1.0}),
+    # flow DPM-Solver++(2M): second order at one evaluation per update
+    ("dpmpp 16, linspace", {"steps": 16, "method": "dpmpp"}),
+    ("dpmpp 16, sway -1", {"steps": 16, "method": "dpmpp", "sway_coef": -1.0}),
+    ("dpmpp 24, linspace", {"steps": 24, "method": "dpmpp"}),
+    ("dpmpp 24, sway -1", {"steps": 24, "method": "dpmpp", "sway_coef": -1.0}),
+    ("dpmpp 31, linspace", {"steps": 31, "method": "dpmpp"}),
     ("euler 31, guidance t in [0, 0.8]", {"steps": 31, "method": "euler", "guidance_interval": (0.0, 0.8)}),
     ("euler 31, guidance t in [0.1, 0.9]", {"steps": 31, "method": "euler", "guidance_interval": (0.1, 0.9)}),
     ("midpoint 12, guidance t in [0, 0.8]", {"steps": 12, "method": "midpoint", "guidance_interval": (0.0, 0.8)}),

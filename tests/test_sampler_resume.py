@@ -57,7 +57,7 @@ def logged():
     return lines, lines.append
 
 
-@pytest.mark.parametrize("method", ["euler", "midpoint"])
+@pytest.mark.parametrize("method", ["euler", "midpoint", "dpmpp"])
 def test_an_interrupted_run_resumes_bit_identically_with_only_the_updates_left(method, tmp_path):
     path = snapshot_path(tmp_path / "song.wav")
     assert path.name == "song.partial.pt"

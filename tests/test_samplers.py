@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from dit_helpers import LATENT, ToyBackbone, tiny_conditions, tiny_dit
@@ -28,7 +30,7 @@ def test_registered():
         FlowSampler(method="rk4")
 
 
-@pytest.mark.parametrize("method,evals", [("euler", 1), ("midpoint", 2)])
+@pytest.mark.parametrize("method,evals", [("euler", 1), ("midpoint", 2), ("dpmpp", 1)])
 @pytest.mark.parametrize("guidance,per_eval", [("none", 1), ("batched", 1), ("separate", 2)])
 def test_steps_is_the_number_of_updates(method, evals, guidance, per_eval):
     toy = ToyBackbone()
@@ -52,6 +54,28 @@ def test_euler_and_midpoint_on_a_known_ode():
     midpoint = FlowSampler(steps=4, method="midpoint", cfg_strength=0.0).sample(toy, zeros, zeros, {})
     assert torch.allclose(euler, torch.full_like(euler, 3 / 8))
     assert torch.allclose(midpoint, torch.full_like(midpoint, 0.5))
+
+
+class DecayTowardsCosine(ToyBackbone):
+    """dx/dt = cos(t) - x: from x(0) = 0, x(1) = (cos 1 + sin 1 - e^-1) / 2."""
+
+    def forward(self, x, cond, conditions, time, drop=None):
+        return torch.cos(torch.as_tensor(time, dtype=x.dtype)) - x
+
+
+# error(128 updates) / error(512 updates): 4 for first order, 16 for second; dpmpp's first two and last updates are
+# first order (its log-SNR steps are unbounded at the ends), which keeps it between the two at these sizes
+@pytest.mark.parametrize("method,low,high", [("euler", 3.2, 5.0), ("midpoint", 12.8, 20.0), ("dpmpp", 8.0, 20.0)])
+def test_each_method_converges_at_its_order(method, low, high):
+    exact = (math.cos(1) + math.sin(1) - math.exp(-1)) / 2
+    zeros = torch.zeros(1, 2, LATENT, dtype=torch.float64)
+    model = DecayTowardsCosine().double()
+
+    def error(steps):
+        out = FlowSampler(steps=steps, method=method, cfg_strength=0.0).sample(model, zeros, zeros, {})
+        return abs(float(out[0, 0, 0]) - exact)
+
+    assert low < error(128) / error(512) < high
 
 
 def test_seeds_reproduce_and_items_differ():

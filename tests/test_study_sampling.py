@@ -28,9 +28,10 @@ def test_published_folder_is_studied_row_by_row(tmp_path, monkeypatch, capsys):
     header = next(line for line in lines if line.startswith("# "))
     assert header.startswith("# published model (") and "cfm_model.pt" in header and "cfg 4.0" in header
     rows = {r["setting"]: r for r in (json.loads(line) for line in lines if line.startswith("{"))}
-    assert len(rows) == 16
-    # NFE as the sampler counts it: a guided evaluation is two, midpoint two per update
+    assert len(rows) == 21
+    # NFE as the sampler counts it: a guided evaluation is two, midpoint two per update, dpmpp one
     assert rows["upstream: euler 31, linspace"]["nfe"] == 62 and rows["midpoint 8, sway -1"]["nfe"] == 32
+    assert rows["dpmpp 16, sway -1"]["nfe"] == 32 and rows["dpmpp 31, linspace"]["nfe"] == 62
     assert 31 < rows["euler 31, guidance t in [0, 0.8]"]["nfe"] < 62
     # every row integrates the same noise and conditions: the row that repeats the reference's setting lands on it
     assert rows["midpoint 16, linspace"]["error"] == 0.0

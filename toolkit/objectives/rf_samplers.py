@@ -96,26 +96,32 @@ def rf_pingpong(model: Model, x: torch.Tensor, t: torch.Tensor, noise: Callable[
     return x
 
 
+def _log_snr(s: torch.Tensor) -> torch.Tensor:
+    return ((1 - s) / s).log()
+
+
+def dpmpp_step(x: torch.Tensor, denoised: torch.Tensor, old: torch.Tensor | None, t_prev: torch.Tensor | None,
+               t_curr: torch.Tensor, t_next: torch.Tensor) -> torch.Tensor:
+    """One flow DPM-Solver++(2M) update of x from t_curr to t_next (1 = noise, 0 = data) given the denoised
+    estimate at t_curr and `old`, the one at t_prev (None: a first-order step, as is the last step to t = 0).
+    From t = 1 the step is exactly Euler's (lambda = -inf), and so is the one after it (r = inf)."""
+    alpha_next = 1 - t_next
+    h = _log_snr(t_next) - _log_snr(t_curr)
+    if old is not None and t_next != 0:
+        r = (_log_snr(t_curr) - _log_snr(t_prev)) / h
+        denoised = (1 + 1 / (2 * r)) * denoised - (1 / (2 * r)) * old
+    return (t_next / t_curr) * x - alpha_next * (-h).expm1() * denoised
+
+
 def rf_dpmpp(model: Model, x: torch.Tensor, t: torch.Tensor, callback: Callback = None) -> torch.Tensor:
     ones = x.new_ones([x.shape[0]])
-
-    def log_snr(s: torch.Tensor) -> torch.Tensor:
-        return ((1 - s) / s).log()
-
     old = None
     for i in range(len(t) - 1):
         t_curr, t_next = t[i], t[i + 1]
         denoised = x - t_curr * model(x, t_curr * ones)
         if callback is not None:
             callback({"x": x, "i": i, "t": t_curr, "sigma": t_curr, "denoised": denoised})
-        alpha_next = 1 - t_next
-        h = log_snr(t_next) - log_snr(t_curr)
-        if old is None or t_next == 0:
-            x = (t_next / t_curr) * x - alpha_next * (-h).expm1() * denoised
-        else:
-            r = (log_snr(t_curr) - log_snr(t[i - 1])) / h
-            mixed = (1 + 1 / (2 * r)) * denoised - (1 / (2 * r)) * old
-            x = (t_next / t_curr) * x - alpha_next * (-h).expm1() * mixed
+        x = dpmpp_step(x, denoised, old, t[i - 1] if i else None, t_curr, t_next)
         old = denoised
     return x
 

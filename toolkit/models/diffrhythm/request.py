@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ...objectives.samplers import METHODS
 from ..requests import RequestError, option
 
 
@@ -43,7 +44,8 @@ class SongRequest:
     sway: float | None = field(default=None, metadata=option(
         "sway sampling coefficient (e.g. -1)", kind="float", metavar="COEF"))
     solver: str | None = field(default=None, metadata=option(
-        "ODE solver", kind="choice", choices=("euler", "midpoint")))
+        "ODE solver: euler, midpoint (2 evaluations per update) or dpmpp (multistep, 1 per update)", kind="choice",
+        choices=METHODS))
     seed: int | None = field(default=None, metadata=option(
         "random seed (default: a fresh one, written to the manifest); item i of a batch uses seed + i", kind="int"))
     batch: int = field(default=1, metadata=option("songs per request (all saved)", kind="int", metavar="N"))
