@@ -100,7 +100,7 @@ def test_missing_pretrained_files_name_every_hub_repo(env, tmp_path, capsys):
         assert repo in err
 
 
-def test_a_failure_while_writing_leaves_no_partial_batch(env, tmp_path, monkeypatch):
+def test_a_failure_while_writing_leaves_no_partial_batch(env, tmp_path, monkeypatch, capsys):
     import toolkit.generation.outputs as output
 
     calls = []
@@ -114,10 +114,19 @@ def test_a_failure_while_writing_leaves_no_partial_batch(env, tmp_path, monkeypa
 
     monkeypatch.setattr(output, "write_song_tags", failing)
     out = tmp_path / "out"
+    argv = ckpt_args(env, "--lrc", env / "song.lrc", "--steps", "1", "--batch", "2", "--seed", "1", "--out", out)
     with pytest.raises(RuntimeError, match="disk full"):
-        run(ckpt_args(env, "--lrc", env / "song.lrc", "--steps", "1", "--batch", "2", "--seed", "1", "--out", out))
+        run(argv)
     assert len(calls) == 2
-    assert not out.exists() or list(out.iterdir()) == [], "the first song of the batch is removed too"
+    # the first song of the batch is removed too; what stays is the sampled state, so a rerun need not sample
+    state = out / "song_0.partial.pt"
+    assert [p.name for p in out.iterdir()] == [state.name]
+    assert f"the state after update 1 of 1 is in {state}; run the same command again" in capsys.readouterr().err
+
+    monkeypatch.setattr(output, "write_song_tags", real)
+    status, err = run(argv, capsys)
+    assert status == 0 and f"resuming from update 1 of 1 saved in {state}" in err
+    assert sorted(p.name for p in out.iterdir()) == ["song_0.json", "song_0.wav", "song_1.json", "song_1.wav"]
 
 
 def test_batch_requests_that_are_all_bad_exit_2(env, tmp_path, capsys):

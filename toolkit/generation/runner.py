@@ -159,10 +159,7 @@ def run_job(job: Job, recipe: Any, settings: RunSettings, model: dict, config: d
     try:
         result = recipe.generate(request, progress=bar.step)
     except BaseException:
-        if store is not None and store.on_disk is not None:
-            done, total = store.on_disk
-            print(f"toolkit-generate: {job.name}: the state after update {done} of {total} is in {store.path}; "
-                  "run the same command again to resume from it", file=sys.stderr)
+        say_where_the_state_is(job, store)
         raise
     finally:
         recipe.snapshots = None
@@ -207,10 +204,19 @@ def run_job(job: Job, recipe: Any, settings: RunSettings, model: dict, config: d
         except BaseException:  # nothing half-done stays: the batch's earlier files go too
             for done in written:
                 done.unlink(missing_ok=True)
+            say_where_the_state_is(job, store)
             raise
     if store is not None:
         store.discard()
     return written
+
+
+def say_where_the_state_is(job: Job, store: Any) -> None:
+    """After a failure: where the sampler's state was kept (what a rerun resumes from), if it was."""
+    if store is not None and store.on_disk is not None:
+        done, total = store.on_disk
+        print(f"toolkit-generate: {job.name}: the state after update {done} of {total} is in {store.path}; "
+              "run the same command again to resume from it", file=sys.stderr)
 
 
 def job_snapshots(job: Job, paths: list[Path], model: dict, config: dict, settings: RunSettings,
