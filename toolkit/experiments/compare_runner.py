@@ -51,9 +51,9 @@ class Runner:
         atomic_write_text(folder / STAMP, json.dumps(self._key(key), sort_keys=True, indent=1) + "\n")
 
     def stamp_digest(self, folder: Path) -> str | None:
-        stamp = folder / STAMP
         from toolkit.io import sha256_prefix
 
+        stamp = folder / STAMP
         return sha256_prefix(stamp) if stamp.is_file() else None
 
     def time(self, what: str, seconds: float, cpu: float | None = None, load: float | None = None) -> None:

@@ -36,10 +36,10 @@ class RMSNorm(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         dtype = x.dtype
         h = x.float()
-        h = (h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.eps)).to(dtype)
-        if torch.is_grad_enabled() or self.weight.dtype != h.dtype:
-            # an fp32 stream into bf16 weights (a bf16 DiT's blocks): the norm's output is in the weights' dtype
-            return self.weight * h.to(self.weight.dtype)
+        # the norm's output is in the weights' dtype (a bf16 DiT's blocks read its fp32 residual stream)
+        h = (h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.eps)).to(dtype).to(self.weight.dtype)
+        if torch.is_grad_enabled():
+            return self.weight * h
         return h.mul_(self.weight)  # inference: the same product, into the fresh tensor
 
 
