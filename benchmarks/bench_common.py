@@ -61,6 +61,32 @@ def timed_against_matmul(fn, dtype: torch.dtype = torch.float32) -> tuple[float,
     return elapsed, max(before, matmul_gflops(dtype))
 
 
+def median_seconds(fn, *args, repeats: int = 5) -> float:
+    """Median wall time of fn(*args) over `repeats` calls after one warm-up, under inference mode."""
+    with torch.inference_mode():
+        fn(*args)
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            fn(*args)
+            times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def int8_dynamic(module: torch.nn.Module, per_channel: bool = True, inplace: bool = False) -> torch.nn.Module:
+    """`module` with every nn.Linear in dynamic int8: weights int8 (per output channel or per tensor), activations
+    quantised per tensor at run time (torch.ao's quantize_dynamic, the engine torch picks for the CPU). Benchmarks
+    and studies only: the toolkit does not offer it (docs/performance.md, docs/dit_cfm.md say why)."""
+    import warnings
+
+    from torch.ao.quantization import default_dynamic_qconfig, per_channel_dynamic_qconfig, quantize_dynamic
+
+    qconfig = per_channel_dynamic_qconfig if per_channel else default_dynamic_qconfig
+    with warnings.catch_warnings():  # torch.ao.quantization announces its move to torchao
+        warnings.simplefilter("ignore")
+        return quantize_dynamic(module, {torch.nn.Linear: qconfig}, dtype=torch.qint8, inplace=inplace)
+
+
 def spread(values: list[float]) -> str:
     """'median (min-max)' of a list of numbers."""
     return f"{statistics.median(values):.3f} ({min(values):.3f}-{max(values):.3f})"

@@ -13,33 +13,9 @@ bf16 still has. Error: max and mean relative difference of the output against fp
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
-import warnings
 
 import torch
-from bench_common import header, relative_errors
-
-
-def seconds(fn, x: torch.Tensor, repeats: int) -> float:
-    """Median wall time of fn(x) over `repeats` calls after one warm-up."""
-    with torch.inference_mode():
-        fn(x)
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            fn(x)
-            times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def int8_layer(layer: torch.nn.Linear, per_channel: bool) -> torch.nn.Module:
-    from torch.ao.quantization import default_dynamic_qconfig, per_channel_dynamic_qconfig, quantize_dynamic
-
-    qconfig = per_channel_dynamic_qconfig if per_channel else default_dynamic_qconfig
-    with warnings.catch_warnings():  # torch.ao.quantization announces its move to torchao
-        warnings.simplefilter("ignore")
-        return quantize_dynamic(torch.nn.Sequential(layer), {torch.nn.Linear: qconfig}, dtype=torch.qint8)
+from bench_common import header, int8_dynamic, median_seconds, relative_errors
 
 
 def main() -> None:
@@ -64,8 +40,8 @@ def main() -> None:
     formats = {
         "fp32": (layer, x),
         "bf16": (bf16, x.to(torch.bfloat16)),
-        "int8 dynamic, per-tensor weights": (int8_layer(layer, False), x),
-        "int8 dynamic, per-channel weights": (int8_layer(layer, True), x),
+        "int8 dynamic, per-tensor weights": (int8_dynamic(torch.nn.Sequential(layer), per_channel=False), x),
+        "int8 dynamic, per-channel weights": (int8_dynamic(torch.nn.Sequential(layer), per_channel=True), x),
     }
     print(f"[{args.frames}, {args.dim}] @ [{args.dim}, {args.hidden}], {flops / 1e9:.1f} GFLOP per call, "
           f"{args.threads} threads, median of {args.repeats}")
@@ -73,7 +49,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|")
     base = None
     for name, (module, inputs) in formats.items():
-        s = seconds(module, inputs, args.repeats)
+        s = median_seconds(module, inputs, repeats=args.repeats)
         base = base or s
         with torch.inference_mode():
             worst, mean = relative_errors(module(inputs).float(), reference)

@@ -5,6 +5,8 @@
         [--style-audio clip.wav] [--seconds 11] [--items 4] [--reference-steps 128]
     python benchmarks/study_sampling.py --pretrained DIR --lrc X.lrc --style-text "pop, female vocals" \
         --seconds 30 --reference-steps 256          # the published model: decides the defaults (see below)
+    python benchmarks/study_sampling.py --ckpt TEACHER.pt --student DISTILLED.pt --lrc X.lrc ...
+        [--rows "midpoint 8" bf16]                  # a guidance-distilled student beside its teacher's rows
 
 The reference is a 128-step midpoint integration in fp32 with the settings' guidance (cfg 4 for the parity
 model, the checkpoint's otherwise); the header line gives its own error (half its steps against it).
@@ -29,6 +31,7 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO / "benchmarks"))
 
 # (name, sampler options); the first is upstream's setting
 SETTINGS = [
@@ -56,6 +59,19 @@ SETTINGS = [
     # upstream's inference as published runs the whole DiT, the time grid and the ODE state in fp16
     # (load_checkpoint calls model.half()); an fp16 model gets exactly that from the flow sampler
     ("upstream as published: euler 31, all fp16", {"steps": 31, "method": "euler", "dtype": torch.float16}),
+    # the one lower precision a CPU without native bf16 has (1.9x fp32 on AVX2, 4.2x on AVX512-VNNI for one DiT
+    # linear: benchmarks/bench_linear_formats.py); the blocks' linears only, as bf16 keeps the ends in fp32
+    ("euler 31, int8 dynamic blocks", {"steps": 31, "method": "euler", "int8": True}),
+]
+
+# A guidance-distilled student (objective cfm_guidance_distill, `--student`) sampled unguided: one evaluation per
+# velocity, against the teacher's reference; "vs upstream" is against the teacher's upstream row.
+STUDENT_SETTINGS = [
+    ("distilled: euler 31, linspace", {"steps": 31, "method": "euler"}),
+    ("distilled: euler 31, sway -1", {"steps": 31, "method": "euler", "sway_coef": -1.0}),
+    ("distilled: midpoint 16, sway -1", {"steps": 16, "method": "midpoint", "sway_coef": -1.0}),
+    ("distilled: dpmpp 16, sway -1", {"steps": 16, "method": "dpmpp", "sway_coef": -1.0}),
+    ("distilled: midpoint 8, sway -1", {"steps": 8, "method": "midpoint", "sway_coef": -1.0}),
 ]
 
 
@@ -118,6 +134,8 @@ ROW_DEFAULTS = {"time_grid": "linspace", "sway_coef": 0.0, "guidance_interval": 
 def run(model, sampler, problem: dict, options: dict) -> tuple[torch.Tensor, int, float]:
     options = {**ROW_DEFAULTS, **options}
     dtype = options.pop("dtype", torch.float32)
+    if options.pop("int8", False):
+        model = int8_blocks(model)
     backbone = model.backbone if hasattr(model, "backbone") else model
     backbone.to_compute_dtype(dtype)
     started = time.perf_counter()
@@ -128,6 +146,20 @@ def run(model, sampler, problem: dict, options: dict) -> tuple[torch.Tensor, int
     seconds = time.perf_counter() - started
     backbone.to(torch.float32)
     return out.float(), sampler.last_nfe, seconds
+
+
+def int8_blocks(model):
+    """A copy of `model` whose transformer blocks' linear layers run in dynamic int8 (bench_common.int8_dynamic)."""
+    import copy
+
+    from bench_common import int8_dynamic
+
+    from toolkit.modules.llama_block import LlamaBlock
+
+    quantized = copy.deepcopy(model)
+    for block in [m for m in quantized.modules() if isinstance(m, LlamaBlock)]:
+        int8_dynamic(block, inplace=True)
+    return quantized
 
 
 def rel_l2(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -154,6 +186,8 @@ def main() -> None:
     parser.add_argument("--pretrained", metavar="DIR", help="a folder with the published DiffRhythm files "
                         "(docs/generate.md), loaded as `toolkit-generate --pretrained DIR` loads it")
     parser.add_argument("--variant", help="with --pretrained: base | full | v1.2-full when the keys cannot tell")
+    parser.add_argument("--student", metavar="FILE", help="with --ckpt: a guidance-distilled checkpoint of that "
+                        "model (objective cfm_guidance_distill), studied unguided against the model's reference")
     parser.add_argument("--lrc", help="with --ckpt or --pretrained: the lyrics of the request")
     parser.add_argument("--style-audio")
     parser.add_argument("--style-text")
@@ -161,7 +195,11 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=4, help="noises (items) averaged")
     parser.add_argument("--reference-steps", type=int, default=128)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rows", nargs="+", metavar="TEXT", help="only the settings whose name contains one of "
+                        "these (upstream's row is always run: the others are divided by it)")
     args = parser.parse_args()
+    if args.student and not args.ckpt:
+        parser.error("--student needs --ckpt (its teacher, whose reference it is measured against)")
     torch.set_num_threads(args.threads)
     from toolkit.eval.machine import machine_info
 
@@ -189,12 +227,21 @@ def main() -> None:
     print("| setting | NFE | rel. L2 error | vs upstream | seconds |")
     print("|---|---|---|---|---|")
     rows, base = [], None
-    for name, options in SETTINGS:
+    settings = [row for i, row in enumerate(SETTINGS) if not i or not args.rows or any(r in row[0] for r in args.rows)]
+    for name, options in settings:
         out, nfe, seconds = run(model, sampler, problem, options)
         error = rel_l2(out, reference)
         base = error if base is None else base
         rows.append({"setting": name, "nfe": nfe, "error": error, "seconds": round(seconds, 2)})
         print(f"| {name} | {nfe} | {error:.4f} | {error / base:.2f}x | {seconds:.1f} |")
+    if args.student:
+        _, student, student_sampler, student_problem = model_problem(
+            args.student, None, None, args.lrc, args.style_audio, args.style_text, args.seconds, args.items)
+        for name, options in STUDENT_SETTINGS:
+            out, nfe, seconds = run(student, student_sampler, student_problem, {**options, "cfg_strength": 0.0})
+            error = rel_l2(out, reference)
+            rows.append({"setting": name, "nfe": nfe, "error": error, "seconds": round(seconds, 2)})
+            print(f"| {name} | {nfe} | {error:.4f} | {error / base:.2f}x | {seconds:.1f} |")
     print("# " + verdict(rows))
     for row in rows:
         print(json.dumps(row))

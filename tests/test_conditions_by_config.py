@@ -128,6 +128,17 @@ def test_published_layouts_keep_their_keys():
     assert width == with_genre.conditions["genre"].output_dim == 512
 
 
+def test_a_routed_backbone_copies_and_keeps_delegating():
+    """copy.deepcopy (a study quantising a copy, say) probes dunders before __init__ has run: no recursion."""
+    import copy
+
+    routed = build_recipe(tiny_song()).routed
+    twin = copy.deepcopy(routed)
+    assert twin.backbone is not routed.backbone and twin.latent_dim == routed.latent_dim
+    with pytest.raises(AttributeError):
+        twin.no_such_attribute  # noqa: B018 - the backbone's own AttributeError
+
+
 def test_codec_geometry_without_weights():
     from toolkit.models.requests import codec_geometry
 

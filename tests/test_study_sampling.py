@@ -28,11 +28,14 @@ def test_published_folder_is_studied_row_by_row(tmp_path, monkeypatch, capsys):
     header = next(line for line in lines if line.startswith("# "))
     assert header.startswith("# published model (") and "cfm_model.pt" in header and "cfg 4.0" in header
     rows = {r["setting"]: r for r in (json.loads(line) for line in lines if line.startswith("{"))}
-    assert len(rows) == 21
+    assert len(rows) == 22
     # NFE as the sampler counts it: a guided evaluation is two, midpoint two per update, dpmpp one
     assert rows["upstream: euler 31, linspace"]["nfe"] == 62 and rows["midpoint 8, sway -1"]["nfe"] == 32
     assert rows["dpmpp 16, sway -1"]["nfe"] == 32 and rows["dpmpp 31, linspace"]["nfe"] == 62
     assert 31 < rows["euler 31, guidance t in [0, 0.8]"]["nfe"] < 62
+    # the int8 row runs upstream's grid on int8 blocks: the same evaluations, a different result
+    int8, upstream = rows["euler 31, int8 dynamic blocks"], rows["upstream: euler 31, linspace"]
+    assert int8["nfe"] == 62 and int8["error"] != upstream["error"]
     # every row integrates the same noise and conditions: the row that repeats the reference's setting lands on it
     assert rows["midpoint 16, linspace"]["error"] == 0.0
     assert all(r["error"] > 0 for name, r in rows.items() if name != "midpoint 16, linspace")
@@ -58,3 +61,33 @@ def test_one_model_source_is_required(monkeypatch, capsys):
         study(monkeypatch, capsys, "--ckpt", "a.pt", "--pretrained", "dir", "--lrc", "x.lrc")
     assert err.value.code == 2
     assert "one of --ckpt FILE / --pretrained DIR" in capsys.readouterr().err
+
+
+def test_a_distilled_student_is_studied_unguided_against_its_teachers_reference(tmp_path, monkeypatch, capsys):
+    from test_generate_fixtures import LRC as SHORT_LRC
+    from test_generate_fixtures import TINY, make_checkpoint
+
+    teacher = make_checkpoint(tmp_path / "teacher.pt")
+    student = make_checkpoint(tmp_path / "student.pt", seed=1, config={
+        **TINY, "objective": {"type": "cfm_guidance_distill", "teacher": str(teacher), "cfg_strength": 2.0},
+        "sampler": {**TINY["sampler"], "cfg_strength": 0.0}})
+    (tmp_path / "song.lrc").write_text(SHORT_LRC, encoding="utf-8")
+    out = study(monkeypatch, capsys, "--ckpt", teacher, "--student", student, "--lrc", tmp_path / "song.lrc",
+                "--style-text", "folk", "--seconds", "0.3", "--items", "2", "--reference-steps", "16",
+                "--rows", "midpoint 8").out
+    rows = {r["setting"]: r for r in (json.loads(line) for line in out.splitlines() if line.startswith("{"))}
+    teacher_rows = [n for n in rows if not n.startswith("distilled")]
+    assert teacher_rows == ["upstream: euler 31, linspace", "midpoint 8, linspace", "midpoint 8, sway -1",
+                            "midpoint 8, sway -1, bf16"]
+    # unguided: one evaluation per velocity, half the teacher's at the same grid
+    assert rows["distilled: euler 31, linspace"]["nfe"] == 31 and rows["distilled: midpoint 8, sway -1"]["nfe"] == 16
+    assert rows["midpoint 8, sway -1"]["nfe"] == 32
+    # another model (random weights): far from the teacher's reference, and judged by the same verdict
+    assert all(r["error"] > rows["midpoint 8, sway -1"]["error"] for n, r in rows.items() if n.startswith("distilled"))
+    assert "distilled" not in next(line for line in out.splitlines() if "evaluations" in line and line.startswith("# "))
+
+
+def test_a_student_needs_its_teacher(monkeypatch, capsys):
+    with pytest.raises(SystemExit) as err:
+        study(monkeypatch, capsys, "--pretrained", "dir", "--student", "s.pt", "--lrc", "x.lrc")
+    assert err.value.code == 2 and "--student needs --ckpt" in capsys.readouterr().err

@@ -256,6 +256,9 @@ class RoutedBackbone:
         return {specs[k].drop for k, v in values.items() if k in specs and specs[k].drop and v is not None}
 
     def __getattr__(self, name: str) -> Any:  # attributes the samplers read (latent_dim, ...)
+        if name.startswith("__") or "backbone" not in self.__dict__:
+            # copy and pickle probe dunders on an instance whose __init__ has not run: no recursion
+            raise AttributeError(name)
         return getattr(self.backbone, name)
 
     def route(self, values: Mapping[str, torch.Tensor], drop: Mapping[str, Any] | None

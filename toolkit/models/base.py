@@ -178,8 +178,35 @@ class FlowRecipe(CodecRecipe):
         values = self.conditions(batch["conditions"])
         out = self.objective(self.routed, batch["latent"], values, batch["lens"], step=ctx.step,
                              sample_index=batch.get("sample_index"), num_valid_global=ctx.num_valid_global,
-                             draws=override_draws(ctx.drop_override, ctx.time_override))
+                             draws=override_draws(ctx.drop_override, ctx.time_override),
+                             **self.teacher_inputs(batch))
         return {"loss": out["loss"] * ctx.world_size, "loss_value": out["loss"].detach()}
+
+    def teacher_recipe(self) -> FlowRecipe | None:
+        """The frozen teacher of a distillation objective (its `teacher` weights), loaded at first use; None for an
+        objective without one. Kept outside the module tree (toolkit.models.teacher)."""
+        path = getattr(self.objective, "teacher", None)
+        if not path:
+            return None
+        cached = self.__dict__.get("_teacher")
+        if cached is None or cached[0] != path:
+            from .teacher import frozen_teacher
+
+            object.__setattr__(self, "_teacher", (path, frozen_teacher(self, path, self.objective.teacher_use_ema)))
+        return self.__dict__["_teacher"][1]
+
+    def teacher_inputs(self, batch: Mapping[str, Any]) -> dict[str, Any]:
+        """What a distillation objective needs beside the student's inputs: the teacher (routed), its condition
+        values of the batch and the negatives guidance's unconditional half sees; {} without a teacher."""
+        teacher = self.teacher_recipe()
+        if teacher is None:
+            return {}
+        latent = batch["latent"]
+        with torch.no_grad():
+            values = teacher.conditions(batch["conditions"])
+            negative = teacher.conditions.negatives(latent.shape[0], latent.shape[1])
+        return {"teacher": teacher.routed, "teacher_conditions": values,
+                "negative_conditions": {k: _to(v, latent.device, latent.dtype) for k, v in negative.items()}}
 
     # ---------------------------------------------------------------------------------- generation
     def dropped_conditions(self) -> list[str]:

@@ -192,15 +192,23 @@ class CFMObjective(Objective):
                 "drop": {k: v.to(x1.device) for k, v in drops.items()}}
 
     # --------------------------------------------------------------------------------------- forward
+    def target(self, x1: torch.Tensor, x0: torch.Tensor, x_t: torch.Tensor, cond: torch.Tensor, time: torch.Tensor,
+               drop: Mapping[str, torch.Tensor], valid: torch.Tensor, extra: Mapping[str, Any]) -> torch.Tensor:
+        """What the backbone learns to predict at x_t: the straight path's velocity x1 - x0."""
+        if extra:
+            raise TypeError(f"the {type(self).__name__} objective takes no {sorted(extra)}")
+        return x1 - x0
+
     def forward(self, backbone: Backbone, x1: torch.Tensor, conditions: Mapping[str, torch.Tensor],
                 lens: torch.Tensor, *, step: int = 0, sample_index: torch.Tensor | None = None,
                 num_valid_global: int | torch.Tensor | None = None,
-                draws: Mapping[str, Any] | None = None) -> dict[str, torch.Tensor]:
+                draws: Mapping[str, Any] | None = None, **extra: Any) -> dict[str, torch.Tensor]:
         """x1 [B, T, D] clean latents, lens [B] valid frames -> {"loss", "loss_sum", "num_loss_frames",
         "pred", "target", "cond", "x_t", "x0", "time", "span_mask", "drop"}.
 
         step: the optimiser step (keys the per-sample draws); sample_index: [B] global indices of the
-        items (default arange(B); give rank * local_batch + arange(B) or dataset indices under DDP).
+        items (default arange(B); give rank * local_batch + arange(B) or dataset indices under DDP);
+        extra: what a subclass's `target` needs (a teacher); the plain objective takes none.
         """
         b, t, d = x1.shape
         lens = lens.to(x1.device)
@@ -225,9 +233,9 @@ class CFMObjective(Objective):
         cond = torch.where(span[..., None], torch.zeros_like(x1), x1)
         tt = time[:, None, None]
         x_t = (1 - tt) * x0 + tt * x1
-        target = x1 - x0
         if self.frame_mask_key is not None:
             conditions = {**conditions, self.frame_mask_key: valid}
+        target = self.target(x1, x0, x_t, cond, time, drop, valid, extra)
         pred = backbone(x_t, cond, conditions, time, drop)
 
         region = valid if self.loss_region == "valid" else span

@@ -67,6 +67,21 @@ def check_interval(interval: tuple[float, float] | list[float]) -> tuple[float, 
     return lo, hi
 
 
+def guidance_batch(cond: torch.Tensor, conditions: Mapping[str, torch.Tensor], negative: Mapping[str, torch.Tensor],
+                   uncond_drop: tuple[str, ...], drop: Mapping[str, torch.Tensor] | None = None
+                   ) -> tuple[torch.Tensor, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """The inputs of guidance's one batched forward, [conditional; unconditional]: (audio prompt, conditions
+    with `negative`'s entries in the second half, drop flags by group). The unconditional half drops the
+    `uncond_drop` groups; `drop` ({group: [B] bool}, a training draw) applies to both halves."""
+    b = cond.shape[0]
+    both = {k: torch.cat([v, negative.get(k, v)]) for k, v in conditions.items()}
+    second = torch.cat([torch.zeros(b, dtype=torch.bool), torch.ones(b, dtype=torch.bool)]).to(cond.device)
+    flags = {g: torch.cat([v, v]).to(cond.device) for g, v in (drop or {}).items()}
+    for group in uncond_drop:
+        flags[group] = flags[group] | second if group in flags else second
+    return torch.cat([cond, cond]), both, flags
+
+
 def integration_dtype(param_dtype: torch.dtype) -> torch.dtype:
     """The dtype the ODE is integrated in for a model of `param_dtype`: the model's own, as upstream's fp16
     inference does, except bf16, whose 8-bit mantissa would round the flow times and the state (a bf16 model
@@ -173,10 +188,7 @@ class FlowSampler(Sampler):
                 v = _to_batch(v, b)
                 negative[k] = v.to(dtype) if torch.is_tensor(v) and v.is_floating_point() else v
             if guidance == "batched":
-                both = {k: torch.cat([cast[k], negative[k]]) for k in cast}
-                x_cond = torch.cat([step_cond, step_cond])
-                flags = torch.cat([torch.zeros(b, dtype=torch.bool), torch.ones(b, dtype=torch.bool)]).to(device)
-                drop_both = {g: flags for g in self.uncond_drop}
+                x_cond, both, drop_both = guidance_batch(step_cond, cast, negative, self.uncond_drop)
             else:
                 drop_u = {g: torch.ones(b, dtype=torch.bool, device=device) for g in self.uncond_drop}
 
