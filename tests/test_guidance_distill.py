@@ -67,6 +67,10 @@ def test_the_teacher_is_frozen_and_never_part_of_the_student(tmp_path):
     for name, value in teacher.state_dict().items():  # the file's weights, not the student's
         torch.testing.assert_close(loaded.state_dict()[name], value)
     assert student.teacher_recipe() is loaded  # loaded once
+    # the trainer's EMA copy of the student (a deep copy) gets the same teacher, not a second one in memory
+    import copy
+
+    assert copy.deepcopy(student).teacher_recipe() is loaded
 
 
 def test_a_few_steps_teach_one_pass_the_guided_sample(tmp_path):
@@ -107,6 +111,9 @@ def test_errors_say_what_is_missing_or_wrong(tmp_path):
         build_recipe(tiny_song(objective={"type": "cfm_guidance_distill"}))
     with pytest.raises(ValueError, match="cfg_strength must be > 0"):
         build_recipe(tiny_song(objective={"type": "cfm_guidance_distill", "teacher": "x.pt", "cfg_strength": 0}))
+    missing = build_recipe(student_config(tmp_path / "nowhere.pt"))
+    with pytest.raises(FileNotFoundError, match="nowhere.pt"):
+        missing.training_step(song_batch(missing, b=2, t=24))
     _, path = teacher_file(tmp_path)
     wider = build_recipe(student_config(path) | {"backbone": {**tiny_song()["backbone"], "dim": 48}})
     with pytest.raises(WeightsMismatchError, match="(?s)objective.teacher=.*student's architecture"):

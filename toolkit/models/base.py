@@ -183,17 +183,14 @@ class FlowRecipe(CodecRecipe):
         return {"loss": out["loss"] * ctx.world_size, "loss_value": out["loss"].detach()}
 
     def teacher_recipe(self) -> FlowRecipe | None:
-        """The frozen teacher of a distillation objective (its `teacher` weights), loaded at first use; None for an
-        objective without one. Kept outside the module tree (toolkit.models.teacher)."""
+        """The frozen teacher of a distillation objective (its `teacher` weights), loaded at first use and shared
+        by the recipes of this architecture (toolkit.models.teacher); None for an objective without one."""
         path = getattr(self.objective, "teacher", None)
         if not path:
             return None
-        cached = self.__dict__.get("_teacher")
-        if cached is None or cached[0] != path:
-            from .teacher import frozen_teacher
+        from .teacher import frozen_teacher
 
-            object.__setattr__(self, "_teacher", (path, frozen_teacher(self, path, self.objective.teacher_use_ema)))
-        return self.__dict__["_teacher"][1]
+        return frozen_teacher(self, path, self.objective.teacher_use_ema)
 
     def teacher_inputs(self, batch: Mapping[str, Any]) -> dict[str, Any]:
         """What a distillation objective needs beside the student's inputs: the teacher (routed), its condition
