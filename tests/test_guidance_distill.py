@@ -123,3 +123,44 @@ def test_errors_say_what_is_missing_or_wrong(tmp_path):
     with pytest.raises(TypeError, match="takes no \\['teacher'\\]"):
         plain.objective(plain.routed, batch["latent"], plain.conditions(batch["conditions"]), batch["lens"],
                         teacher=plain.routed)
+
+
+def test_the_trainer_distils_and_its_checkpoints_hold_the_student_only(tmp_path, capsys):
+    """toolkit-train with the objective: validation on the EMA copy (it shares the teacher), checkpoints without
+    teacher keys, and the result generates unguided through the same loaders."""
+    import json
+
+    import yaml
+    from test_trainer_recipe import TINY as TRAINED
+    from tiny_recipes import song_features
+
+    from toolkit.bin import train as train_cli
+    from toolkit.checkpoints import load_checkpoint
+
+    model_cfg = {k: v for k, v in TRAINED.items() if k not in ("data", "train")}
+    torch.manual_seed(0)
+    teacher = build_recipe(model_cfg)
+    torch.save(teacher.state_dict(), tmp_path / "teacher.pt")
+    features = tmp_path / "features"
+    features.mkdir()
+    g = torch.Generator().manual_seed(0)
+    for i in range(6):
+        song = song_features(teacher, f"s{i}", torch.randn(40, teacher.codec.latent_dim, generator=g),
+                             [(0.1, [10, 11]), (0.5, [12])], "folk, guitar")
+        torch.save(song, features / f"s{i}.pt")
+    (features / "train.jsonl").write_text("".join(json.dumps({"id": f"s{i}", "path": f"/x/s{i}.wav"}) + "\n"
+                                                  for i in range(6)))
+    objective = {"type": "cfm_guidance_distill", "teacher": str(tmp_path / "teacher.pt"), "cfg_strength": CFG}
+    config = {**TRAINED, "objective": objective, "sampler": {"type": "flow", "steps": 2, "cfg_strength": 0.0}}
+    (tmp_path / "distill.yaml").write_text(yaml.safe_dump(config))
+    exp = tmp_path / "exp"
+    assert train_cli.main(["--config", str(tmp_path / "distill.yaml"), "--exp", str(exp), "--features", str(features),
+                           f"train.init_from={tmp_path / 'teacher.pt'}"]) == 0
+    assert "final valid loss (step 2)" in capsys.readouterr().out
+    ckpt = load_checkpoint(exp / "checkpoints" / "last.pt")
+    assert set(ckpt["model_state_dict"]) == set(teacher.state_dict())
+    student = build_recipe(ckpt["config"])
+    student.load_state_dict(ckpt["model_state_dict"])
+    request = SongRequest(lrc="[00:00.05]hello world", style_text="folk, guitar", length=0.3, seed=1)
+    student.eval().generate(request, decode=False)
+    assert student.sampler.last_nfe == 2  # unguided
