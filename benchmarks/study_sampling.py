@@ -226,22 +226,22 @@ def main() -> None:
     print(f"# {machine.get('cpu')}, {args.threads} threads, load {machine.get('load_average_now')}")
     print("| setting | NFE | rel. L2 error | vs upstream | seconds |")
     print("|---|---|---|---|---|")
-    rows, base = [], None
-    settings = [row for i, row in enumerate(SETTINGS) if not i or not args.rows or any(r in row[0] for r in args.rows)]
-    for name, options in settings:
+    rows = []
+
+    def row(name: str, model, sampler, problem: dict, options: dict) -> None:
         out, nfe, seconds = run(model, sampler, problem, options)
         error = rel_l2(out, reference)
-        base = error if base is None else base
         rows.append({"setting": name, "nfe": nfe, "error": error, "seconds": round(seconds, 2)})
-        print(f"| {name} | {nfe} | {error:.4f} | {error / base:.2f}x | {seconds:.1f} |")
+        print(f"| {name} | {nfe} | {error:.4f} | {error / rows[0]['error']:.2f}x | {seconds:.1f} |")
+
+    for i, (name, options) in enumerate(SETTINGS):
+        if not i or not args.rows or any(text in name for text in args.rows):
+            row(name, model, sampler, problem, options)
     if args.student:
         _, student, student_sampler, student_problem = model_problem(
             args.student, None, None, args.lrc, args.style_audio, args.style_text, args.seconds, args.items)
         for name, options in STUDENT_SETTINGS:
-            out, nfe, seconds = run(student, student_sampler, student_problem, {**options, "cfg_strength": 0.0})
-            error = rel_l2(out, reference)
-            rows.append({"setting": name, "nfe": nfe, "error": error, "seconds": round(seconds, 2)})
-            print(f"| {name} | {nfe} | {error:.4f} | {error / base:.2f}x | {seconds:.1f} |")
+            row(name, student, student_sampler, student_problem, {**options, "cfg_strength": 0.0})
     print("# " + verdict(rows))
     for row in rows:
         print(json.dumps(row))
