@@ -92,3 +92,22 @@ def test_an_edit_names_its_reference_by_name_and_hash(env, tmp_path, capsys):
     assert all(str(env) not in str(frame) for frame in tags.values())
     level = json.loads(out.with_suffix(".json").read_text())["level"]  # the reference's level, unless it would clip
     assert level.startswith(("level kept", "lowered by"))
+
+
+def test_a_reference_of_lower_rate_or_other_channels_says_what_the_kept_spans_lose(env, tmp_path, capsys):
+    low, stereo = write_tone(tmp_path / "low.wav", 1.2, sr=4000), write_tone(tmp_path / "st.wav", 1.2, channels=2)
+    found = {}
+    for name, ref in (("same", env / "ref.wav"), ("low", low), ("stereo", stereo)):
+        out = tmp_path / f"{name}.wav"
+        status, err = run(["--ckpt", env / "last.pt", "--instrumental", "--style-audio", env / "style.wav",
+                           "--ref-song", ref, "--segments", "0.2:0.5", "--steps", "1", "--seed", "1", "--quiet",
+                           "--out", out], capsys)
+        assert status == 0, err
+        found[name] = [w for w in json.loads(out.with_suffix(".json").read_text())["warnings"]
+                       if "the reference song" in w]
+        assert all(w in err for w in found[name])
+    assert found["same"] == []
+    assert found["low"] == [f"the reference song {low} is 4000 Hz with 1 channel(s): the song keeps nothing above "
+                            "2 kHz where it is not regenerated; give the song at 8000 Hz with 1 channel(s) for "
+                            "full quality"]
+    assert "keeps only 1 of its 2 channels where it is not regenerated" in found["stereo"][0]

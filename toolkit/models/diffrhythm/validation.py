@@ -58,6 +58,7 @@ class SongValidator(RequestValidator):
         super().__init__(cfg)
         geometry = codec_geometry(cfg["codec"])
         self.frame_rate = float(geometry["frame_rate"])
+        self.sample_rate, self.channels = int(geometry["sample_rate"]), int(geometry["channels"])
         self.max_frames = int(cfg.get("max_frames", 2048))
         self.default_seconds = cfg.get("default_seconds")
         conditions = ConditionSet.for_codec(cfg["conditions"], SimpleNamespace(**geometry), self.max_frames)
@@ -72,7 +73,7 @@ class SongValidator(RequestValidator):
         warnings: list[str] = []
         if self.style is not None and not request.drop_conditions and not (request.style_text or request.style_audio):
             raise RequestError("give a style prompt: --style-text TEXT or --style-audio FILE")
-        ref_frames = self.check_reference(request) if request.ref_song else None
+        ref_frames = self.check_reference(request, warnings) if request.ref_song else None
         frames = plan_frames(request, self.frame_rate, self.max_frames, self.default_seconds, ref_frames)
         edit_mask(request, self.frame_rate, frames, ref_frames)
         seconds = frames / self.frame_rate
@@ -162,13 +163,17 @@ class SongValidator(RequestValidator):
                              "truncated)")
         load_middle_clip(path, 16000, clip_seconds=10.0, min_seconds=1.0)  # unreadable, short, silent
 
-    def check_reference(self, request: SongRequest) -> int:
-        """Frames the reference song gives (conservative), after checking it decodes and covers the edit spans."""
+    def check_reference(self, request: SongRequest, warnings: list[str]) -> int:
+        """Frames the reference song gives (conservative), after checking it decodes and covers the edit spans;
+        a song of another sample rate or channel count is converted, and `warnings` says what that loses."""
         path = request.ref_song
         duration = audio_duration(path)
-        wav, _ = load_audio(path, offset=max(0.0, duration / 2 - 0.5), duration=min(1.0, duration))
+        wav, sr = load_audio(path, offset=max(0.0, duration / 2 - 0.5), duration=min(1.0, duration))
         if wav.shape[-1] < 2:
             raise AudioError(f"{path}: the file is truncated (its header says {duration:.1f} s)")
+        converted = self.conversion_note(path, sr, wav.shape[0])
+        if converted:
+            warnings.append(converted)
         if is_silent(load_audio(path)[0]):
             raise AudioError(f"{path}: the reference song is silent")
         for start, end in request.segments or []:
@@ -176,3 +181,18 @@ class SongValidator(RequestValidator):
                 raise RequestError(f"the reference song {path} is {duration:.1f} s, shorter than the edit span "
                                    f"[{start:g}, {end:g}] s: give a longer song or an earlier span")
         return int(duration * self.frame_rate)
+
+    def conversion_note(self, path: str, sample_rate: int, channels: int) -> str | None:
+        """What converting a reference song to the codec's rate and channels loses in the spans that are kept."""
+        losses = []
+        if sample_rate < self.sample_rate:
+            losses.append(f"nothing above {sample_rate / 2000:g} kHz")
+        if channels < self.channels:
+            losses.append(f"the same sound in all {self.channels} channels")
+        if channels > self.channels:
+            losses.append(f"only {self.channels} of its {channels} channels")
+        if not losses:
+            return None
+        return (f"the reference song {path} is {sample_rate} Hz with {channels} channel(s): the song keeps "
+                f"{' and '.join(losses)} where it is not regenerated; give the song at {self.sample_rate} Hz with "
+                f"{self.channels} channel(s) for full quality")
