@@ -264,6 +264,28 @@ def test_a_bug_is_one_line_in_the_page_not_a_traceback(app, client, monkeypatch)
     assert "Traceback" not in status and 'File "' not in status
 
 
+def test_a_crashed_job_is_listed_and_resumed_from_the_page(app, client):
+    running, service, root = app
+
+    def crash(stage, done, total):
+        if stage == "sampling" and done == 2:
+            raise RuntimeError("the server died")
+
+    label = tab(app, SONG).models[0].label
+    crashed = service.generate(label, {"lrc": LRC, "style_text": "folk", "seed": 7, "steps": 4, "title": "lost"},
+                               "another page", progress=crash)
+    assert not crashed.ok and "under Unfinished jobs" in crashed.message
+    listed = client.predict(api_name=f"/{SONG}_unfinished")
+    assert listed["value"] == crashed.folder.name  # newest first
+    assert [shown.startswith(f"{name}: ") for shown, name in listed["choices"]] == [True] * len(listed["choices"])
+    status, items = outputs(client.predict(crashed.folder.name, api_name=f"/{SONG}_resume"))
+    assert "resumed: 1 output(s)" in status and str(crashed.folder) in status, status
+    assert Path(items[0][0]).name == "lost.wav" and (crashed.folder / "lost.wav").is_file()
+    assert crashed.folder.name not in [j.name for j in service.unfinished()]
+    nothing = outputs(client.predict(None, api_name=f"/{SONG}_resume"))[0]
+    assert "pick an unfinished job first" in nothing
+
+
 # -------------------------------------------------------------------------------------- compare tab
 def fake_report(root: Path) -> Path:
     exp = root / "exp"

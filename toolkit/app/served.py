@@ -31,6 +31,7 @@ class Settings:
     dtype_reason: str = ""
     no_chunked: bool = False
     requested: str | None = None
+    save_state_every: float | None = 60.0  # seconds between saves of a running job's sampler state (None: off)
     _choices: dict[str, tuple[str, torch.dtype, str]] = field(default_factory=dict, repr=False)
 
     def dtype_for(self, source: sources.ModelSource) -> tuple[str, torch.dtype, str]:

@@ -8,6 +8,7 @@ traceback on the server and the page gets one line pointing there, never a stack
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -17,9 +18,10 @@ from typing import Any
 from ..generation import runner
 from ..generation.errors import user_errors
 from ..generation.requests_io import Job, slug, with_seed
-from ..models.requests import Checked, LineNote, RequestError, from_mapping
+from ..models.requests import Checked, LineNote, RequestError, from_mapping, request_options
 from .jobs import JobBoard, JobCancelled, job_folder
 from .served import ServedModel, Settings
+from .unfinished import JOB_FILE, Unfinished, discard, finished, keep_inputs, read_job, unfinished_jobs, write_job
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
@@ -62,6 +64,8 @@ class Service:
         self.max_outputs = max_outputs
         self.max_jobs = max_jobs  # jobs that may wait in line at once (more wait in Gradio's queue)
         self.pictures = pictures
+        self._busy: set[Path] = set()  # the folders of the jobs running now
+        self._lock = threading.Lock()
 
     def model(self, label: str | None) -> ServedModel:
         if label in self.models:
@@ -112,13 +116,47 @@ class Service:
     def generate(self, label: str, data: Mapping[str, Any], session: str, fmt: str = "wav",
                  progress: Progress | None = None) -> Outcome:
         """Check, wait for the turn, build the model if needed, generate and write; never raises for bad input."""
+        return self._run(label, data, session, fmt, progress)
+
+    def unfinished(self, labels: Sequence[str] | None = None) -> list[Unfinished]:
+        """Jobs a crash or a restart interrupted (not those running now), newest first; `labels`: of these models."""
+        with self._lock:
+            busy = list(self._busy)
+        return [j for j in unfinished_jobs(self.out_root, busy) if labels is None or j.model in labels]
+
+    def resume(self, name: str, session: str, progress: Progress | None = None) -> Outcome:
+        """Finish the unfinished job in folder `name` from its saved state: the same request, seed and format."""
+        folder = self.out_root / Path(name).name
+        try:
+            with self._lock:
+                if folder in self._busy:
+                    raise RequestError(f"{name} is running now")
+            job = read_job(folder)
+        except RequestError as err:
+            return Outcome(False, str(err))
+        return self._run(job.model, job.request, session, job.fmt, progress, folder)
+
+    def _run(self, label: str, data: Mapping[str, Any], session: str, fmt: str, progress: Progress | None,
+             folder: Path | None = None) -> Outcome:
+        """A job from `data` (a new folder) or the unfinished job of `folder`: its request and the copies of its
+        files are kept in the folder until the outputs are written, the sampler's state every
+        `settings.save_state_every` seconds."""
         report = progress or (lambda *_: None)
         ticket = self.board.enter(session)
         started = time.perf_counter()
-        folder = None
+        resuming = folder is not None
         try:
             model = self.model(label)
+            folder = folder or job_folder(self.out_root, ticket)
+            with self._lock:
+                self._busy.add(folder)
+            if not resuming:  # the files it reads copied in: uploads live in a folder a restart may empty
+                data = keep_inputs(folder, data, (o.field for o in request_options(model.request_type)
+                                                  if o.kind == "path"))
             request, checked, source = self._checked(model, data, seeded=True)
+            if not resuming:  # the request as it will run, its seed included
+                seed = getattr(request, "seed", None)
+                write_job(folder, label, {**data, **({"seed": seed} if seed is not None else {})}, fmt)
             self.board.wait_turn(ticket, lambda ahead: report("waiting", ahead, ahead + 1))
 
             def step(stage: str, done: int, total: int) -> None:
@@ -129,28 +167,37 @@ class Service:
                 step("loading", 0, 1)
             recipe, record = model.built(source, self.settings)
             ticket.check()
-            folder = job_folder(self.out_root, ticket)
             title = getattr(request, "title", None)
             job = Job(slug(title) if title else model.recipe_cls.output_name, request, "web app", checked=checked)
             dtype_name, _, dtype_reason = self.settings.dtype_for(source)
             run = runner.RunSettings(folder, fmt, False, self.settings.device, dtype_name, dtype_reason, quiet=True)
-            paths = runner.run_job(job, recipe, run, record, _plain(source), progress=step)
+            paths = runner.run_job(job, recipe, run, record, _plain(source), progress=step,
+                                   save_state_every=self.settings.save_state_every)
+            finished(folder)
             items = self._items(paths, step)
         except JobCancelled:
-            _remove_empty(folder)
+            discard(folder)
             return Outcome(False, "cancelled: nothing was written")
-        except user_errors() as err:
-            _remove_empty(folder)
+        except user_errors() as err:  # a new job is refused whole; a saved one stays (e.g. its model is not served)
+            if not resuming:
+                discard(folder)
             return Outcome(False, str(err), notes=list(getattr(err, "notes", [])))
-        except Exception as err:
+        except Exception as err:  # a bug: a started job stays unfinished, its state kept
             log.exception("a web app job failed")
-            _remove_empty(folder)
-            return Outcome(False, f"internal error ({type(err).__name__}: {err}); details are in the server's log")
+            kept = folder is not None and (folder / JOB_FILE).is_file()
+            if not kept:
+                discard(folder)
+            where = f"; the job is kept: resume {folder.name} under Unfinished jobs" if kept else ""
+            return Outcome(False, f"internal error ({type(err).__name__}: {err}); details are in the server's log"
+                                  + where, folder=folder if kept else None)
         finally:
             self.board.leave(ticket)
+            with self._lock:
+                self._busy.discard(folder)
         seconds = time.perf_counter() - started
         seed = getattr(request, "seed", None)
-        message = f"{len(items)} output(s) in {seconds:.1f} s" + (f", seed {seed}" if seed is not None else "")
+        message = (("resumed: " if resuming else "") + f"{len(items)} output(s) in {seconds:.1f} s"
+                   + (f", seed {seed}" if seed is not None else ""))
         return Outcome(True, message, warnings=list(checked.warnings), notes=list(checked.notes), checked=checked,
                        items=items, folder=folder, seconds=seconds)
 
@@ -183,8 +230,3 @@ def _plain(source: Any) -> dict:
     from ..generation.sources import plain_config
 
     return plain_config(source)
-
-
-def _remove_empty(folder: Path | None) -> None:
-    if folder is not None and folder.is_dir() and not any(folder.iterdir()):
-        folder.rmdir()

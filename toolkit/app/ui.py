@@ -124,6 +124,16 @@ class RecipeTab:
                         self.run = gr.Button("Generate", variant="primary", elem_id=f"{self.prefix}-generate")
                         self.stop = gr.Button("Cancel", variant="stop", elem_id=f"{self.prefix}-cancel")
                     self.status = gr.Markdown("", elem_id=f"{self.prefix}-status", min_height=70)
+                    self.unfinished = self.resume = None
+                    if self.mode is None:  # one list per recipe: a saved job resumes with its own request
+                        with gr.Accordion("Unfinished jobs", open=False):
+                            choices = self._unfinished_choices()
+                            self.unfinished = gr.Dropdown(choices, value=choices[0][1] if choices else None,
+                                                          label="stopped by a crash or a restart; resumes from "
+                                                          "the saved state", elem_id=f"{self.prefix}-unfinished")
+                            with gr.Row():
+                                self.refresh = gr.Button("Refresh", size="sm", elem_id=f"{self.prefix}-refresh")
+                                self.resume = gr.Button("Resume", size="sm", elem_id=f"{self.prefix}-resume")
                     for i in range(self.service.max_outputs):  # each output: player and files, its spectrogram
                         with gr.Row(equal_height=False):
                             with gr.Column(min_width=240):
@@ -295,32 +305,13 @@ class RecipeTab:
         def generate(request: gr.Request, progress=gr.Progress(), *values: Any) -> list[Any]:  # noqa: B008
             fmt = values[-1]
             values = values[:-1]
-
-            def report(stage: str, done: int, total: int) -> None:
-                if stage == "waiting":
-                    progress(0.0, desc=f"waiting: {done} job(s) ahead")
-                elif stage == "sampling":
-                    progress(0.9 * done / max(total, 1), desc=f"sampling {done}/{total}")
-                else:
-                    progress(0.9 + 0.1 * done / max(total, 1), desc=stage)
-
             try:
                 label, data = self._read(values)
             except RequestError as err:
                 outcome = Outcome(False, str(err))
             else:
-                outcome = self.service.generate(label, data, _session(request), fmt, progress=report)
-            updates: list[Any] = []
-            for i in range(len(self.slots)):
-                item = outcome.items[i] if i < len(outcome.items) else None
-                updates += [gr.update(value=str(item.audio) if item else None, visible=item is not None,
-                                      label=item.audio.name if item else None),
-                            gr.update(value=str(item.picture) if item and item.picture else None,
-                                      visible=bool(item and item.picture)),
-                            gr.update(value=[str(item.audio), str(item.manifest)] if item else None,
-                                      visible=item is not None)]
-            where = f" ({outcome.folder})" if outcome.folder else ""
-            return [status_markdown(outcome, outcome.message + where)] + self._lines(outcome, values) + updates
+                outcome = self.service.generate(label, data, _session(request), fmt, progress=reporter(progress))
+            return self._shown(outcome) + self._lines(outcome, values) + self._slot_updates(outcome)
 
         def cancel(request: gr.Request) -> str:
             n = self.service.cancel(_session(request))
@@ -342,8 +333,49 @@ class RecipeTab:
         self.stop.click(cancel, None, self.status, api_name=f"{self.prefix}_cancel", queue=False)
         for opt, button in getattr(self, "_fills", []):
             self._wire_fill(opt, button)
+        if self.unfinished is not None:
+            self._wire_unfinished([self.status] + slot_outputs)
         if copy_from is not None:
             self._wire_copy(copy_from)
+
+    def _shown(self, outcome: Outcome) -> list[Any]:
+        where = f" ({outcome.folder})" if outcome.folder else ""
+        return [status_markdown(outcome, outcome.message + where)]
+
+    def _slot_updates(self, outcome: Outcome) -> list[Any]:
+        """Each output slot: its player, spectrogram and files, hidden when the outcome has no item for it."""
+        updates: list[Any] = []
+        for i in range(len(self.slots)):
+            item = outcome.items[i] if i < len(outcome.items) else None
+            updates += [gr.update(value=str(item.audio) if item else None, visible=item is not None,
+                                  label=item.audio.name if item else None),
+                        gr.update(value=str(item.picture) if item and item.picture else None,
+                                  visible=bool(item and item.picture)),
+                        gr.update(value=[str(item.audio), str(item.manifest)] if item else None,
+                                  visible=item is not None)]
+        return updates
+
+    def _unfinished_choices(self) -> list[tuple[str, str]]:
+        return [(job.describe(), job.name) for job in self.service.unfinished([m.label for m in self.models])]
+
+    def _wire_unfinished(self, outputs: list[Any]) -> None:
+        """Refresh lists the saved jobs of this tab's models; Resume finishes the picked one into its own folder."""
+
+        def refresh() -> Any:
+            choices = self._unfinished_choices()
+            return gr.update(choices=choices, value=choices[0][1] if choices else None)
+
+        self.refresh_unfinished = refresh
+
+        def resume(name: str | None, request: gr.Request, progress=gr.Progress()) -> list[Any]:  # noqa: B008
+            outcome = (self.service.resume(name, _session(request), progress=reporter(progress)) if name
+                       else Outcome(False, "pick an unfinished job first (Refresh lists them)"))
+            return self._shown(outcome) + self._slot_updates(outcome)
+
+        self.refresh.click(refresh, None, self.unfinished, api_name=f"{self.prefix}_unfinished", queue=False)
+        self.resume.click(resume, self.unfinished, outputs, api_name=f"{self.prefix}_resume",
+                          concurrency_id="generate", concurrency_limit=self.service.max_jobs,
+                          show_progress="full").then(refresh, None, self.unfinished, queue=False)
 
     def _wire_fill(self, opt: Option, button: Any) -> None:
         """The fill button: the request with this field, validated; the target field of the result into its editor
@@ -392,6 +424,20 @@ class RecipeTab:
         sources = [other.choices[g] for g in groups] + [other.fields[n].component for n in shared]
         targets = [self.choices[g] for g in groups] + [self.fields[n].component for n in shared]
         self.copy.click(lambda *v: list(v), sources, targets, queue=False)
+
+
+def reporter(progress: Any) -> Any:
+    """A job's stages (waiting, sampling, decoding, writing) as the page's progress bar."""
+
+    def report(stage: str, done: int, total: int) -> None:
+        if stage == "waiting":
+            progress(0.0, desc=f"waiting: {done} job(s) ahead")
+        elif stage == "sampling":
+            progress(0.9 * done / max(total, 1), desc=f"sampling {done}/{total}")
+        else:
+            progress(0.9 + 0.1 * done / max(total, 1), desc=stage)
+
+    return report
 
 
 def input_groups(options: Sequence[Option]) -> tuple[list[Group], list[Option]]:
@@ -460,5 +506,8 @@ def build_ui(service: Service, compare_folders: Sequence[str] = (), title: str =
                     tab.build(copy_from=main)
                     tabs[tab.prefix] = tab
             compare_tab(service, [str(f) for f in compare_folders])
+        for tab in tabs.values():  # a page opened later lists what is unfinished then
+            if tab.unfinished is not None:
+                blocks.load(tab.refresh_unfinished, None, tab.unfinished, queue=False)
     blocks.toolkit_tabs = tabs
     return blocks

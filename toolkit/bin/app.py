@@ -44,6 +44,10 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, mps or auto (default)")
     run.add_argument("--dtype", default="auto", help="auto (default), fp32, bf16 or fp16")
     run.add_argument("--no-chunked", action="store_true", help="decode whole outputs at once (more memory)")
+    run.add_argument("--save-state-every", type=float, default=60.0, metavar="SECONDS",
+                     help="keep a running job's sampler state in its folder at most this often (default 60; 0 = "
+                          "after every update): a job a crash or a restart stopped is listed under Unfinished jobs "
+                          "and resumes from it")
     run.add_argument("--title", default="toolkit", help="the page's title")
     run.add_argument("--dry-run", action="store_true", help="check the models and settings, say what would be "
                      "served, and exit")
@@ -76,6 +80,8 @@ def _main(argv: list[str]) -> int:
                          "(published files)")
     if not 0 < args.port < 65536:
         raise UsageError(f"--port {args.port}: give a port between 1 and 65535")
+    if args.save_state_every < 0:
+        raise UsageError(f"--save-state-every must be >= 0 seconds, got {args.save_state_every:g}")
     from toolkit.app.offline import set_offline_env
 
     set_offline_env()
@@ -89,7 +95,8 @@ def _main(argv: list[str]) -> int:
 
     device = pick_device(args.device)
     dit = pick_dtype(args.dtype, device, "dit")
-    settings = Settings(device, dit.name, dit.dtype, dit.reason, args.no_chunked, requested=args.dtype or "auto")
+    settings = Settings(device, dit.name, dit.dtype, dit.reason, args.no_chunked, requested=args.dtype or "auto",
+                        save_state_every=args.save_state_every)
     service = Service(served_models(args, settings), Path(args.out), settings)
     for folder in args.compare:
         from toolkit.app.compare import find_report

@@ -68,3 +68,13 @@ class FileSnapshots(SamplerSnapshots):
 
     def discard(self) -> None:
         self.path.unlink(missing_ok=True)
+
+
+def saved_progress(path: Path) -> tuple[int, int] | None:
+    """(updates done, total) of the furthest sampling pass saved in `path`, or None if it holds none or is torn."""
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+        passes = list((data.get("passes") or {}).values())
+        return max((int(p["done"]), int(p["total"])) for p in passes) if passes else None
+    except Exception:  # a torn file resumes from noise (FileSnapshots says so); here it only lists no progress
+        return None
