@@ -101,3 +101,34 @@ def test_the_cli_leaves_autograd_on(published, tmp_path):
     root, _ = published
     main(["--pretrained", str(root), "--text", "hello.", "--seconds", "0.05", "--out", str(tmp_path / "o"), *TINY])
     assert torch.is_grad_enabled()
+
+
+def test_a_reference_clip_without_a_voice_is_refused_and_a_long_or_narrow_one_warned_about(published, tmp_path,
+                                                                                            capsys):
+    from toolkit.audio import save_audio
+
+    root, _ = published
+    silent, long_clip, narrow = tmp_path / "silent.wav", tmp_path / "long.wav", tmp_path / "narrow.wav"
+    save_audio(silent, torch.zeros(1, 24000), 24000)
+    t = torch.arange(8000 * 3) / 8000
+    save_audio(long_clip, (0.1 * torch.sin(2 * math.pi * 200 * t))[None], 8000)  # 3 s at 8 kHz
+    save_audio(narrow, (0.1 * torch.sin(2 * math.pi * 200 * t[:8000]))[None], 8000)
+
+    def speak(ref, out):  # a 2-s voice prompt at most (upstream: 12 s)
+        return main(["--pretrained", str(root), "--text", "hello.", "--ref-audio", str(ref), "--ref-text", "hello",
+                     "--seconds", "0.05", "--quiet", "--out", str(out), *TINY, "max_ref_seconds=2"])
+
+    assert speak(silent, tmp_path / "o") == 2
+    assert f"{silent}: the reference clip is silent in its first 1.0 s, so there is no voice to clone" in \
+        capsys.readouterr().err
+    assert not (tmp_path / "o").exists()  # refused before any model is built or any file written
+    assert speak(narrow, tmp_path / "n") == 0
+    narrow_warnings = json.loads((tmp_path / "n" / "speech.json").read_text())["warnings"]
+    assert narrow_warnings == [f"the reference clip {narrow} is 8000 Hz: the voice prompt has nothing above 4 kHz, "
+                               "and the new speech imitates it; give the clip at 24000 Hz or more for full quality"]
+    assert speak(long_clip, tmp_path / "l") == 0
+    long_warnings = json.loads((tmp_path / "l" / "speech.json").read_text())["warnings"]
+    assert long_warnings[0].startswith(f"the reference clip {long_clip} is 3.0 s; only its first 2 s are the "
+                                       "voice prompt, so its transcript (ref_text) must be what is said in them")
+    err = capsys.readouterr().err
+    assert len(long_warnings) == 2 and all(w in err for w in long_warnings)

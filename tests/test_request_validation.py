@@ -110,4 +110,16 @@ def test_a_reference_of_lower_rate_or_other_channels_says_what_the_kept_spans_lo
     assert found["low"] == [f"the reference song {low} is 4000 Hz with 1 channel(s): the song keeps nothing above "
                             "2 kHz where it is not regenerated; give the song at 8000 Hz with 1 channel(s) for "
                             "full quality"]
-    assert "keeps only 1 of its 2 channels where it is not regenerated" in found["stereo"][0]
+    assert found["stereo"] == []  # this model is mono: a downmix loses nothing it can hold
+
+
+@pytest.mark.parametrize("given, target, lost", [
+    ((44100, 2), (44100, 2), []),
+    ((48000, 6), (44100, 1), []),                      # a higher rate and a downmix keep what the model holds
+    ((22050, 1), (44100, 2), ["nothing above 11.025 kHz", "the same sound in all 2 channels"]),
+    ((44100, 6), (44100, 2), ["only 2 of its 6 channels"]),
+])
+def test_conversion_losses_name_what_resampling_and_channel_changes_lose(given, target, lost):
+    from toolkit.audio import conversion_losses
+
+    assert conversion_losses(*given, *target) == lost

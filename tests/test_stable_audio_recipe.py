@@ -202,6 +202,21 @@ def test_request_checks_and_validator(recipe):
     assert validator.check(AudioRequest(drop_conditions=True)).record["seconds_total"] == 0.5
 
 
+def test_an_init_clip_of_lower_rate_or_mono_is_warned_about(tmp_path):
+    from toolkit.audio import save_audio
+
+    validator = AudioValidator(tiny())  # an 8 kHz stereo codec
+    tone = 0.3 * torch.sin(torch.linspace(0, 400, 4000))[None]
+    save_audio(tmp_path / "same.wav", tone.repeat(2, 1), 8000)
+    save_audio(tmp_path / "mono.wav", tone[:, :2000], 4000)
+    same = validator.check(AudioRequest(prompt="organ", seconds_total=0.4, init_audio=str(tmp_path / "same.wav")))
+    assert same.warnings == []
+    mono = validator.check(AudioRequest(prompt="organ", seconds_total=0.4, init_audio=str(tmp_path / "mono.wav")))
+    assert mono.warnings == [f"the init audio {tmp_path / 'mono.wav'} is 4000 Hz with 1 channel(s): the output "
+                             "starts from audio with nothing above 2 kHz and the same sound in all 2 channels; give "
+                             "it at 8000 Hz with 2 channel(s) for full quality"]
+
+
 def test_front_ends_offer_the_declared_options():
     flags = {o.flag for o in request_options(AudioRequest)}
     assert {"--prompt", "--negative-prompt", "--seconds-start", "--seconds-total", "--steps", "--cfg",

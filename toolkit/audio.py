@@ -116,6 +116,19 @@ def to_channels(wav: torch.Tensor, channels: int) -> torch.Tensor:
     raise AudioError(f"cannot turn {current}-channel audio into {channels} channels")
 
 
+def conversion_losses(sample_rate: int, channels: int, target_rate: int, target_channels: int) -> list[str]:
+    """What `resample` and `to_channels` cannot give back when audio of `sample_rate` / `channels` becomes
+    `target_rate` / `target_channels`, as phrases ("nothing above 4 kHz"); empty when nothing is lost."""
+    losses = []
+    if sample_rate < target_rate:
+        losses.append(f"nothing above {sample_rate / 2000:g} kHz")
+    if 1 == channels < target_channels:
+        losses.append(f"the same sound in all {target_channels} channels")
+    if channels > target_channels > 1:
+        losses.append(f"only {target_channels} of its {channels} channels")
+    return losses
+
+
 def rms_db(wav: torch.Tensor) -> float:
     rms = wav.double().pow(2).mean().sqrt().item()
     return 20.0 * np.log10(max(rms, 1e-12))

@@ -12,7 +12,7 @@ from dataclasses import replace
 from types import SimpleNamespace
 from typing import Any
 
-from ...audio import AudioError, audio_duration, is_silent, load_audio
+from ...audio import AudioError, audio_duration, conversion_losses, is_silent, load_audio
 from ...conditions import ConditionSet
 from ...io import describe_file
 from ...lrc import LrcLine, format_lrc, format_time, parse_lrc, plain_lines, time_evenly
@@ -184,13 +184,7 @@ class SongValidator(RequestValidator):
 
     def conversion_note(self, path: str, sample_rate: int, channels: int) -> str | None:
         """What converting a reference song to the codec's rate and channels loses in the spans that are kept."""
-        losses = []
-        if sample_rate < self.sample_rate:
-            losses.append(f"nothing above {sample_rate / 2000:g} kHz")
-        if channels < self.channels:
-            losses.append(f"the same sound in all {self.channels} channels")
-        if channels > self.channels:
-            losses.append(f"only {self.channels} of its {channels} channels")
+        losses = conversion_losses(sample_rate, channels, self.sample_rate, self.channels)
         if not losses:
             return None
         return (f"the reference song {path} is {sample_rate} Hz with {channels} channel(s): the song keeps "

@@ -23,6 +23,7 @@ from ...registry import RECIPES
 from ..base import FlowRecipe, GenerationResult, options_from
 from ..requests import RequestError, option
 from .inference import effective_durations, estimate_frames, sampling_inputs
+from .validation import MAX_REF_SECONDS, SpeechValidator
 
 SENTENCE_END = re.compile(r"(?<=[;:,.!?])\s+|(?<=[；：，。！？])")
 SAMPLER_OPTIONS = (("steps", "steps"), ("cfg", "cfg_strength"), ("sway", "sway_coef"))
@@ -34,7 +35,7 @@ class SpeechRequest:
 
     text: str | None = field(default=None, metadata=option("what to say", metavar="TEXT"))
     ref_audio: str | None = field(default=None, metadata=option(
-        "reference clip (its voice is cloned; at most 12 s are used)", kind="path", metavar="FILE"))
+        f"reference clip (its voice is cloned; at most {MAX_REF_SECONDS:g} s are used)", kind="path", metavar="FILE"))
     ref_text: str = field(default="", metadata=option("transcript of the reference clip", metavar="TEXT"))
     seed: int | None = field(default=None, metadata=option(
         "random seed (default: a fresh one, written to the manifest)", kind="int"))
@@ -101,6 +102,7 @@ class F5TTS(FlowRecipe):
     """F5-TTS: speech from text in the voice of a reference clip (DiT + CFM over mel frames, Vocos)."""
 
     request_type = SpeechRequest
+    validator_type = SpeechValidator
     output_name = "speech"
     default_level = "keep"
 
@@ -130,8 +132,8 @@ class F5TTS(FlowRecipe):
 
     def __init__(self, codec: Any, backbone: Any, conditions: Any, objective: Any = "cfm", sampler: Any = "flow",
                  max_frames: int = 4096, level: str | None = None, peak_db: float = -1.0, target_rms: float = 0.1,
-                 cross_fade_seconds: float = 0.15, max_ref_seconds: float = 12.0, chunk_seconds: float = 22.0,
-                 frames_per_byte: float | None = None):
+                 cross_fade_seconds: float = 0.15, max_ref_seconds: float = MAX_REF_SECONDS,
+                 chunk_seconds: float = 22.0, frames_per_byte: float | None = None):
         super().__init__(codec, backbone, conditions, objective, sampler, max_frames, level, peak_db)
         self.target_rms, self.cross_fade_seconds = float(target_rms), float(cross_fade_seconds)
         self.max_ref_seconds, self.chunk_seconds = float(max_ref_seconds), float(chunk_seconds)

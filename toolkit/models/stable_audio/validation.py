@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...audio import AudioError, audio_duration
+from ...audio import AudioError, audio_duration, conversion_losses, load_audio
 from ...io import describe_file
 from ...registry import split_node
 from ..requests import Checked, RequestError, RequestValidator, codec_geometry
@@ -23,6 +23,7 @@ class AudioValidator(RequestValidator):
         super().__init__(cfg)
         geometry = codec_geometry(cfg["codec"])
         self.frame_rate = float(geometry["frame_rate"])
+        self.sample_rate, self.channels = int(geometry["sample_rate"]), int(geometry["channels"])
         self.max_frames = int(cfg.get("max_frames", 1024))
         self.default_seconds = cfg.get("default_seconds")
         self.sampler, _ = split_node(cfg.get("sampler", "v_diffusion"), "sampler")
@@ -43,6 +44,12 @@ class AudioValidator(RequestValidator):
             if duration < frames / self.frame_rate:
                 warnings.append(f"the init audio ({duration:.1f} s) is shorter than the output "
                                 f"({frames / self.frame_rate:.1f} s): the rest starts from silence")
+            wav, sr = load_audio(request.init_audio, duration=min(1.0, duration))
+            losses = conversion_losses(sr, wav.shape[0], self.sample_rate, self.channels)
+            if losses:
+                warnings.append(f"the init audio {request.init_audio} is {sr} Hz with {wav.shape[0]} channel(s): "
+                                f"the output starts from audio with {' and '.join(losses)}; give it at "
+                                f"{self.sample_rate} Hz with {self.channels} channel(s) for full quality")
         tags = {"PROMPT": request.prompt or "", "SECONDS_START": f"{request.seconds_start:g}",
                 "SECONDS_TOTAL": f"{total:g}"}
         if request.negative_prompt:
