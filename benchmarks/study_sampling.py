@@ -7,6 +7,9 @@
         --seconds 30 --reference-steps 256          # the published model: decides the defaults (see below)
     python benchmarks/study_sampling.py --ckpt TEACHER.pt --student DISTILLED.pt --lrc X.lrc ...
         [--rows "midpoint 8" bf16]                  # a guidance-distilled student beside its teacher's rows
+    python benchmarks/study_sampling.py --f5 --golden   # F5-TTS: number formats at its upstream grid
+    python benchmarks/study_sampling.py --f5 --ckpt egs/f5tts/exp/default/checkpoints/last.pt --text "..." \
+        [--ref-audio clip.wav --ref-text "its transcript"]   # or --pretrained DIR (F5TTS_v1_Base + Vocos)
 
 The reference is a 128-step midpoint integration in fp32 with the settings' guidance (cfg 4 for the parity
 model, the checkpoint's otherwise); the header line gives its own error (half its steps against it).
@@ -75,6 +78,66 @@ STUDENT_SETTINGS = [
 ]
 
 
+# F5-TTS (`--f5`): its upstream inference (Euler on a 33-point grid with sway -1 = 32 updates, guidance 2), in fp32,
+# in bf16 as `--dtype bf16` runs it (blocks in bf16, ends and residual stream in fp32), cast whole to bf16, and in
+# fp16 as upstream runs it on a GPU (the whole model and the ODE state)
+F5_SETTINGS = [
+    ("upstream F5: euler 32, sway -1", {"steps": 32, "method": "euler", "sway_coef": -1.0}),
+    ("euler 32, sway -1, bf16", {"steps": 32, "method": "euler", "sway_coef": -1.0, "dtype": torch.bfloat16}),
+    ("euler 32, sway -1, bf16 cast whole", {"steps": 32, "method": "euler", "sway_coef": -1.0,
+                                             "dtype": torch.bfloat16, "whole": True}),
+    ("euler 32, sway -1, all fp16", {"steps": 32, "method": "euler", "sway_coef": -1.0, "dtype": torch.float16}),
+    ("euler 16, sway -1", {"steps": 16, "method": "euler", "sway_coef": -1.0}),
+    ("euler 16, sway -1, bf16", {"steps": 16, "method": "euler", "sway_coef": -1.0, "dtype": torch.bfloat16}),
+]
+
+
+def f5_golden_problem(items: int):
+    """F5-TTS's parity model with the conditions of its guided golden sampling case (prompt, text, length)."""
+    from golden import golden_file
+    from test_parity_f5tts import build_model, cases
+
+    name = "cfm_sample_cfg_sway_linspace"
+    inputs = cases()[name]["inputs"]
+    return (f"F5 parity model ({golden_file('f5tts', 'config.json').parent.name}, {name})", build_model(),
+            *f5_inputs(inputs["cond"][0], inputs["text"][0], int(inputs["duration"]), float(inputs["cfg_strength"]),
+                       items))
+
+
+def f5_model_problem(ckpt: str | None, pretrained: str | None, text: str, ref_audio: str | None, ref_text: str,
+                     seconds: float, items: int):
+    """A trained F5-TTS checkpoint or the published folder (loaded as the generate CLI loads them) with one
+    request's text (and voice prompt), `items` noises."""
+    from toolkit.generation import sources
+    from toolkit.models.f5tts.inference import estimate_frames
+
+    source = (sources.from_folder(pretrained, [], {}, None, recipe="f5tts") if pretrained
+              else sources.from_checkpoint(ckpt, [], recipe="f5tts"))
+    recipe = sources.build(source, torch.device("cpu"), torch.float32)
+    prompt = torch.zeros(0, recipe.codec.latent_dim)
+    if ref_audio:
+        prompt = recipe.codec.encode(recipe.load_prompt(ref_audio)[0][None])[0]
+        text = recipe.terminated(ref_text) + text
+    frames = (estimate_frames(prompt.shape[0], ref_text, text, 1.0) if ref_audio
+              else prompt.shape[0] + int(seconds * recipe.frame_rate))
+    ids = recipe.text.prepare(text)
+    return (f"published F5 model ({source.path})" if pretrained else f"trained F5 model ({ckpt})", recipe.routed,
+            *f5_inputs(prompt, ids, frames, float(recipe.sampler.cfg_strength), items))
+
+
+def f5_inputs(prompt: torch.Tensor, ids: torch.Tensor, frames: int, cfg: float, items: int):
+    """(sampler, problem) of F5's inference: the prompt's frames kept, the rest generated from `items` noises."""
+    from toolkit.models.f5tts.inference import sampling_inputs
+    from toolkit.objectives.samplers import FlowSampler
+
+    lens = torch.tensor([prompt.shape[0]])
+    cond, generate, _ = sampling_inputs(prompt[None], lens, torch.tensor([frames]))
+    noise = torch.randn(items, frames, prompt.shape[-1], generator=torch.Generator().manual_seed(0))
+    sampler = FlowSampler(cfg_strength=cfg, uncond_drop=("audio", "text"))
+    return sampler, dict(noise=noise, cond=cond.expand(items, -1, -1), mask=generate.expand(items, -1),
+                         conditions={"text": ids[None].expand(items, -1)}, negative_conditions=None)
+
+
 def golden_problem(items: int):
     """The parity model with the conditions of a golden sampling case, `items` noises."""
     from golden import golden_file
@@ -137,12 +200,16 @@ def run(model, sampler, problem: dict, options: dict) -> tuple[torch.Tensor, int
     if options.pop("int8", False):
         model = int8_blocks(model)
     backbone = model.backbone if hasattr(model, "backbone") else model
-    backbone.to_compute_dtype(dtype)
+    if options.pop("whole", False):
+        backbone.to(dtype)
+    else:
+        backbone.to_compute_dtype(dtype)
     started = time.perf_counter()
     with torch.inference_mode():
         # the model computes in `dtype`; the sampler integrates in the dtype it picks for it (fp32 for bf16)
         out = sampler.sample(model, problem["noise"], problem["cond"], problem["conditions"],
-                             negative_conditions=problem["negative_conditions"], **options)
+                             negative_conditions=problem["negative_conditions"], mask=problem.get("mask"),
+                             **options)
     seconds = time.perf_counter() - started
     backbone.to(torch.float32)
     return out.float(), sampler.last_nfe, seconds
@@ -182,6 +249,13 @@ def verdict(rows: list[dict]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--golden", action="store_true", help="the parity model of tests/fixtures/golden")
+    parser.add_argument("--f5", action="store_true", help="F5-TTS instead of DiffRhythm: with --golden its parity "
+                        "model, with --ckpt or --pretrained a trained or the published F5 model and --text "
+                        "(--ref-audio, --ref-text)")
+    parser.add_argument("--text", default="the quick brown fox jumps over the lazy dog.",
+                        help="with --f5 --ckpt/--pretrained: what to say")
+    parser.add_argument("--ref-audio", help="with --f5 --ckpt/--pretrained: a voice prompt")
+    parser.add_argument("--ref-text", default="", help="with --ref-audio: its transcript")
     parser.add_argument("--ckpt", help="a trained toolkit checkpoint (e.g. the demo's)")
     parser.add_argument("--pretrained", metavar="DIR", help="a folder with the published DiffRhythm files "
                         "(docs/generate.md), loaded as `toolkit-generate --pretrained DIR` loads it")
@@ -203,7 +277,13 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     from toolkit.eval.machine import machine_info
 
-    if args.golden:
+    settings = F5_SETTINGS if args.f5 else SETTINGS
+    if args.f5 and args.golden:
+        title, model, sampler, problem = f5_golden_problem(args.items)
+    elif args.f5 and bool(args.ckpt) != bool(args.pretrained):
+        title, model, sampler, problem = f5_model_problem(args.ckpt, args.pretrained, args.text, args.ref_audio,
+                                                          args.ref_text, args.seconds, args.items)
+    elif args.golden:
         title, model, sampler, problem = golden_problem(args.items)
     elif bool(args.ckpt) != bool(args.pretrained) and args.lrc:
         from toolkit.models.requests import RequestError
@@ -234,7 +314,7 @@ def main() -> None:
         rows.append({"setting": name, "nfe": nfe, "error": error, "seconds": round(seconds, 2)})
         print(f"| {name} | {nfe} | {error:.4f} | {error / rows[0]['error']:.2f}x | {seconds:.1f} |")
 
-    for i, (name, options) in enumerate(SETTINGS):
+    for i, (name, options) in enumerate(settings):
         if not i or not args.rows or any(text in name for text in args.rows):
             row(name, model, sampler, problem, options)
     if args.student:

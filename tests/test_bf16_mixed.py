@@ -78,3 +78,33 @@ def test_a_recipe_moved_to_bf16_keeps_the_fp32_parts():
             assert key.split(".")[1] in DiffRhythmDiT.FP32_WITH_BF16 and torch.equal(value, before[key]), key
         else:
             assert value.dtype == torch.bfloat16 and torch.equal(value, before[key].to(torch.bfloat16)), key
+
+
+def test_f5_bf16_keeps_its_ends_stream_and_flow_times_in_fp32():
+    """F5-TTS's DiT follows the same rule: on its parity model (golden weights) the mixed bf16 forward is closer to
+    fp32 than a whole cast, and both embed the flow time in fp32 (rounding it to bf16 alone moved the output 12 %)."""
+    from test_parity_f5tts import build_model, cases
+
+    from toolkit.backbones.dit_f5 import F5DiT
+
+    case = cases()["cfm_sample_cfg_sway_linspace"]["inputs"]
+    model = build_model().eval()
+    x = torch.randn(2, 30, model.latent_dim, generator=torch.Generator().manual_seed(0))
+    cond = torch.zeros_like(x)
+    cond[:, :14] = case["cond"][0]
+    inputs = {"x": x, "cond": cond, "conditions": {"text": case["text"][:1].expand(2, -1)},
+              "time": torch.tensor([0.3127, 0.8411])}
+    with torch.no_grad():
+        reference = velocity(model, inputs)
+        rounded_time = velocity(model, {**inputs, "time": inputs["time"].bfloat16().float()})
+        whole = velocity(model.to(torch.bfloat16), inputs)
+        model.float().to_compute_dtype(torch.bfloat16)
+        mixed = velocity(model, inputs)
+    for name, p in model.named_parameters():
+        assert p.dtype == (torch.float32 if name.split(".")[0] in F5DiT.FP32_WITH_BF16 else torch.bfloat16), name
+
+    def rel(a):
+        return float((a - reference).norm() / reference.norm())
+
+    assert 0 < rel(mixed) < 0.5 * rel(whole) and rel(whole) < 0.2 * rel(rounded_time), \
+        (rel(mixed), rel(whole), rel(rounded_time))

@@ -91,3 +91,33 @@ def test_a_student_needs_its_teacher(monkeypatch, capsys):
     with pytest.raises(SystemExit) as err:
         study(monkeypatch, capsys, "--pretrained", "dir", "--student", "s.pt", "--lrc", "x.lrc")
     assert err.value.code == 2 and "--student needs --ckpt" in capsys.readouterr().err
+
+
+def test_f5_formats_are_studied_on_its_parity_model(monkeypatch, capsys):
+    out = study(monkeypatch, capsys, "--f5", "--golden", "--items", "2", "--reference-steps", "32").out
+    lines = out.splitlines()
+    assert next(line for line in lines if line.startswith("# ")).startswith("# F5 parity model (")
+    rows = {r["setting"]: r for r in (json.loads(line) for line in lines if line.startswith("{"))}
+    assert list(rows)[0] == "upstream F5: euler 32, sway -1" and len(rows) == 6
+    upstream, mixed = rows["upstream F5: euler 32, sway -1"], rows["euler 32, sway -1, bf16"]
+    assert upstream["nfe"] == mixed["nfe"] == 64 and rows["euler 16, sway -1"]["nfe"] == 32
+    # the number formats move the result, a little beside the grid's own error
+    assert mixed["error"] != upstream["error"] and abs(mixed["error"] / upstream["error"] - 1) < 0.1
+    assert rows["euler 16, sway -1"]["error"] > upstream["error"]
+
+
+def test_a_trained_f5_checkpoint_is_studied_with_a_voice_prompt(tmp_path, monkeypatch, capsys):
+    from test_f5tts_cli import ref_wav
+    from test_f5tts_recipe import tiny_config
+    from test_generate_fixtures import make_checkpoint
+
+    ckpt = make_checkpoint(tmp_path / "speech.pt", config=tiny_config())
+    out = study(monkeypatch, capsys, "--f5", "--ckpt", ckpt, "--text", "hello world.", "--ref-audio",
+                ref_wav(tmp_path / "r.wav"), "--ref-text", "hello", "--items", "2", "--reference-steps", "8",
+                "--rows", "bf16").out
+    lines = out.splitlines()
+    assert next(line for line in lines if line.startswith("# ")).startswith(f"# trained F5 model ({ckpt})")
+    rows = [json.loads(line) for line in lines if line.startswith("{")]
+    assert [r["setting"] for r in rows] == ["upstream F5: euler 32, sway -1", "euler 32, sway -1, bf16",
+                                            "euler 32, sway -1, bf16 cast whole", "euler 16, sway -1, bf16"]
+    assert all(r["error"] > 0 for r in rows)

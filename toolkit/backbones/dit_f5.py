@@ -96,10 +96,13 @@ class DiTBlock(nn.Module):
         self.ff = FeedForward(dim, ff_mult, dropout)
 
     def forward(self, x: torch.Tensor, c: torch.Tensor, rope, mask: torch.Tensor | None = None) -> torch.Tensor:
-        norm, gate_msa, shift_mlp, scale_mlp, gate_mlp = self.attn_norm(x, c)
-        x = x + gate_msa[:, None] * self.attn(norm, rope, mask)
+        # x (the residual stream) and c may be fp32 around bf16 blocks: the norms and modulations read them in
+        # fp32, the projections get the block's dtype, and each branch is added in the stream's dtype
+        dtype = self.attn_norm.linear.weight.dtype
+        norm, gate_msa, shift_mlp, scale_mlp, gate_mlp = self.attn_norm(x, c.to(dtype))
+        x = x + gate_msa[:, None] * self.attn(norm.to(dtype), rope, mask)
         norm = self.ff_norm(x) * (1 + scale_mlp[:, None]) + shift_mlp[:, None]
-        return x + gate_mlp[:, None] * self.ff(norm)
+        return x + gate_mlp[:, None] * self.ff(norm.to(dtype))
 
 
 def frame_text(text: torch.Tensor, frames: int, lengths: torch.Tensor | None = None) -> torch.Tensor:
@@ -135,6 +138,9 @@ class F5DiT(Backbone):
     """
 
     INPUTS = INPUTS
+    # Under bf16 the time, global, text and input embeddings, the final norm and the output projection stay fp32
+    # and so does the residual stream between the blocks, as for dit_diffrhythm (docs/f5tts.md, bf16 study).
+    FP32_WITH_BF16 = ("time_embed", "global_embed", "text_embed", "input_embed", "norm_out", "proj_out")
 
     def __init__(self, dim: int = 1024, depth: int = 22, heads: int = 16, dim_head: int = 64, ff_mult: int = 2,
                  dropout: float = 0.1, *, latent_dim: int = 100, text_num_embeds: int = 2545, text_dim: int = 512,
@@ -206,7 +212,10 @@ class F5DiT(Backbone):
                 raise ValueError(f"conditions['mask'] must be [B, T] = [{b}, {t}], got {tuple(mask.shape)}")
         lengths = None if mask is None else mask.sum(1)
 
-        time = torch.as_tensor(time, device=x.device, dtype=x.dtype)
+        out_dtype, x = x.dtype, x.to(self.proj_out.weight.dtype)  # a bf16 model may be integrated in fp32
+        # bf16 keeps fp32 flow times (8 mantissa bits would move 1000 * t by radians); fp16 embeds fp16 times
+        time_dtype = torch.float32 if x.dtype == torch.bfloat16 else x.dtype
+        time = torch.as_tensor(time, device=x.device, dtype=time_dtype)
         if time.ndim == 0:
             time = time.repeat(b)
         c = self.time_embed(time)
@@ -220,8 +229,9 @@ class F5DiT(Backbone):
         cond = cond.to(x.dtype)
         if drop_audio is not None:
             cond = cond.masked_fill(drop_audio[:, None, None], 0.0)
-        h = self.input_embed([x, cond, text], mask)
-        rope = self.rotary_embed(t, dtype=h.dtype)
+        h = self.input_embed([x, cond, text], mask)  # the residual stream, in the ends' dtype
+        block_dtype = self.transformer_blocks[0].attn_norm.linear.weight.dtype if self.depth else h.dtype
+        rope = self.rotary_embed(t, dtype=block_dtype)
         for block in self.transformer_blocks:
             h = block(h, c, rope, mask)
-        return self.proj_out(self.norm_out(h, c))
+        return self.proj_out(self.norm_out(h, c.to(h.dtype))).to(out_dtype)
