@@ -96,3 +96,17 @@ def test_a_cancelled_or_refused_job_leaves_no_folder(env):
     cancelled = service.generate(label, data, "page", progress=cancel_at_two)
     assert cancelled.message == "cancelled: nothing was written"
     assert not (service.out_root.exists() and any(service.out_root.iterdir()))
+
+
+def test_a_job_running_now_is_not_listed_nor_resumed_twice(env):
+    service, label, data, _ = env
+    folder = service.generate(label, data, "page", progress=crash_at(2)).folder
+    seen = {}
+
+    def look(stage, done, total):  # while the resume runs, from "another page"
+        if stage == "sampling" and "listed" not in seen:
+            seen["listed"] = [j.name for j in service.unfinished()]
+            seen["again"] = service.resume(folder.name, "other page").message
+
+    assert service.resume(folder.name, "page", progress=look).ok
+    assert seen == {"listed": [], "again": f"{folder.name} is running now"}

@@ -127,12 +127,15 @@ class Service:
     def resume(self, name: str, session: str, progress: Progress | None = None) -> Outcome:
         """Finish the unfinished job in folder `name` from its saved state: the same request, seed and format."""
         folder = self.out_root / Path(name).name
+        with self._lock:  # claimed at once: a second click waits for nothing and says so
+            if folder in self._busy:
+                return Outcome(False, f"{name} is running now")
+            self._busy.add(folder)
         try:
-            with self._lock:
-                if folder in self._busy:
-                    raise RequestError(f"{name} is running now")
             job = read_job(folder)
         except RequestError as err:
+            with self._lock:
+                self._busy.discard(folder)
             return Outcome(False, str(err))
         return self._run(job.model, job.request, session, job.fmt, progress, folder)
 
@@ -147,10 +150,11 @@ class Service:
         resuming = folder is not None
         try:
             model = self.model(label)
-            folder = folder or job_folder(self.out_root, ticket)
-            with self._lock:
-                self._busy.add(folder)
-            if not resuming:  # the files it reads copied in: uploads live in a folder a restart may empty
+            if not resuming:
+                # a folder of its own, with the files it reads copied in (uploads live where a restart may empty)
+                folder = job_folder(self.out_root, ticket)
+                with self._lock:
+                    self._busy.add(folder)
                 data = keep_inputs(folder, data, (o.field for o in request_options(model.request_type)
                                                   if o.kind == "path"))
             request, checked, source = self._checked(model, data, seeded=True)
