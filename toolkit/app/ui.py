@@ -311,7 +311,7 @@ class RecipeTab:
                 outcome = Outcome(False, str(err))
             else:
                 outcome = self.service.generate(label, data, _session(request), fmt, progress=reporter(progress))
-            return self._shown(outcome) + self._lines(outcome, values) + self._slot_updates(outcome)
+            return [self._status(outcome)] + self._lines(outcome, values) + self._slot_updates(outcome)
 
         def cancel(request: gr.Request) -> str:
             n = self.service.cancel(_session(request))
@@ -338,9 +338,10 @@ class RecipeTab:
         if copy_from is not None:
             self._wire_copy(copy_from)
 
-    def _shown(self, outcome: Outcome) -> list[Any]:
-        where = f" ({outcome.folder})" if outcome.folder else ""
-        return [status_markdown(outcome, outcome.message + where)]
+    @staticmethod
+    def _status(outcome: Outcome) -> str:
+        """The status line of a run: its message with the folder the outputs went to."""
+        return status_markdown(outcome, outcome.message + (f" ({outcome.folder})" if outcome.folder else ""))
 
     def _slot_updates(self, outcome: Outcome) -> list[Any]:
         """Each output slot: its player, spectrogram and files, hidden when the outcome has no item for it."""
@@ -370,7 +371,7 @@ class RecipeTab:
         def resume(name: str | None, request: gr.Request, progress=gr.Progress()) -> list[Any]:  # noqa: B008
             outcome = (self.service.resume(name, _session(request), progress=reporter(progress)) if name
                        else Outcome(False, "pick an unfinished job first (Refresh lists them)"))
-            return self._shown(outcome) + self._slot_updates(outcome)
+            return [self._status(outcome)] + self._slot_updates(outcome)
 
         self.refresh.click(refresh, None, self.unfinished, api_name=f"{self.prefix}_unfinished", queue=False)
         self.resume.click(resume, self.unfinished, outputs, api_name=f"{self.prefix}_resume",
