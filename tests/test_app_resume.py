@@ -53,7 +53,7 @@ def test_a_crashed_job_is_listed_and_resumes_into_the_uninterrupted_song(env, ca
     assert job.folder == folder and job.model == label and job.request["seed"] == 5 and job.total == STEPS
     assert 2 <= job.done <= 3, job.done  # the state of the last update before the crash
     assert job.describe() == f"{folder.name}: night ({label}; update {job.done} of {STEPS} saved)"
-    assert service.unfinished(["another model"]) == []
+    assert job.recipe == "diffrhythm" and service.unfinished("f5tts") == []
 
     capsys.readouterr()
     resumed = service.resume(folder.name, "page")
@@ -77,8 +77,11 @@ def test_resume_refuses_what_it_cannot_finish_and_keeps_it(env):
     folder = service.generate(label, data, "page", progress=crash_at(2)).folder
     record = json.loads((folder / JOB_FILE).read_text())
     (folder / JOB_FILE).write_text(json.dumps({**record, "model": "gone.pt"}))
-    refused = service.resume(folder.name, "page")  # its model is not served by this server
-    assert not refused.ok and "no model 'gone.pt' is served" in refused.message
+    assert [j.name for j in service.unfinished("diffrhythm")] == [folder.name]  # listed, though not servable
+    refused = service.resume(folder.name, "page")
+    assert not refused.ok and refused.message == (f"{folder.name} was made with gone.pt, which this server does not "
+                                                  "serve: start toolkit-app with that model (--ckpt FILE or "
+                                                  "--pretrained DIR) to resume it")
     assert (folder / JOB_FILE).is_file() and list(folder.glob("*.partial.pt")), "a refused resume loses nothing"
     (folder / JOB_FILE).write_text("{torn")
     assert service.unfinished() == []  # a torn record is logged, not listed

@@ -118,11 +118,12 @@ class Service:
         """Check, wait for the turn, build the model if needed, generate and write; never raises for bad input."""
         return self._run(label, data, session, fmt, progress)
 
-    def unfinished(self, labels: Sequence[str] | None = None) -> list[Unfinished]:
-        """Jobs a crash or a restart interrupted (not those running now), newest first; `labels`: of these models."""
+    def unfinished(self, recipe: str | None = None) -> list[Unfinished]:
+        """Jobs a crash or a restart interrupted (not those running now), newest first; `recipe`: of that recipe
+        (listed even when their model is not served now: resuming says how to serve it)."""
         with self._lock:
             busy = list(self._busy)
-        return [j for j in unfinished_jobs(self.out_root, busy) if labels is None or j.model in labels]
+        return [j for j in unfinished_jobs(self.out_root, busy) if recipe is None or j.recipe == recipe]
 
     def resume(self, name: str, session: str, progress: Progress | None = None) -> Outcome:
         """Finish the unfinished job in folder `name` from its saved state: the same request, seed and format."""
@@ -133,6 +134,9 @@ class Service:
             self._busy.add(folder)
         try:
             job = read_job(folder)
+            if job.model not in self.models:
+                raise RequestError(f"{name} was made with {job.model}, which this server does not serve: start "
+                                   "toolkit-app with that model (--ckpt FILE or --pretrained DIR) to resume it")
         except RequestError as err:
             with self._lock:
                 self._busy.discard(folder)
@@ -160,7 +164,7 @@ class Service:
             request, checked, source = self._checked(model, data, seeded=True)
             if not resuming:  # the request as it will run, its seed included
                 seed = getattr(request, "seed", None)
-                write_job(folder, label, {**data, **({"seed": seed} if seed is not None else {})}, fmt)
+                write_job(folder, label, model.recipe, {**data, **({"seed": seed} if seed is not None else {})}, fmt)
             self.board.wait_turn(ticket, lambda ahead: report("waiting", ahead, ahead + 1))
 
             def step(stage: str, done: int, total: int) -> None:

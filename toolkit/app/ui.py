@@ -357,10 +357,10 @@ class RecipeTab:
         return updates
 
     def _unfinished_choices(self) -> list[tuple[str, str]]:
-        return [(job.describe(), job.name) for job in self.service.unfinished([m.label for m in self.models])]
+        return [(job.describe(), job.name) for job in self.service.unfinished(self.recipe)]
 
     def _wire_unfinished(self, outputs: list[Any]) -> None:
-        """Refresh lists the saved jobs of this tab's models; Resume finishes the picked one into its own folder."""
+        """Refresh lists the saved jobs of this tab's recipe; Resume finishes the picked one into its own folder."""
 
         def refresh() -> Any:
             choices = self._unfinished_choices()

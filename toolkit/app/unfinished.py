@@ -33,6 +33,7 @@ class Unfinished:
 
     folder: Path
     model: str
+    recipe: str
     request: dict[str, Any]
     fmt: str
     done: int = 0     # ODE updates saved (of the furthest sampling pass), 0 = none saved yet
@@ -62,9 +63,9 @@ def keep_inputs(folder: Path, data: Mapping[str, Any], path_fields: Iterable[str
     return out
 
 
-def write_job(folder: Path, model: str, request: Mapping[str, Any], fmt: str) -> None:
-    atomic_write_text(folder / JOB_FILE, json.dumps({"model": model, "request": dict(request), "format": fmt},
-                                                    indent=1, ensure_ascii=False))
+def write_job(folder: Path, model: str, recipe: str, request: Mapping[str, Any], fmt: str) -> None:
+    atomic_write_text(folder / JOB_FILE, json.dumps({"model": model, "recipe": recipe, "request": dict(request),
+                                                     "format": fmt}, indent=1, ensure_ascii=False))
 
 
 def finished(folder: Path) -> None:
@@ -92,7 +93,8 @@ def read_job(folder: Path) -> Unfinished:
                            "never started; refresh the list")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        job = Unfinished(folder, str(data["model"]), dict(data["request"]), str(data.get("format") or "wav"))
+        job = Unfinished(folder, str(data["model"]), str(data["recipe"]), dict(data["request"]),
+                         str(data.get("format") or "wav"))
     except (ValueError, KeyError, TypeError) as err:
         raise RequestError(f"{path} is not a readable job record ({type(err).__name__}: {err}); remove the folder "
                            "or start the song again") from None
