@@ -67,7 +67,7 @@ def f5_forward_flops(model, batch: int, frames: int) -> float:
 def inputs(model, batch: int, frames: int, dtype: torch.dtype, seed: int = 0):
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn(batch, frames, model.latent_dim, generator=gen).to(dtype)
-    if not hasattr(model, "style_dim"):  # F5-TTS: character ids (a third of the frames), the rest padding
+    if "text" in model.inputs():  # F5-TTS: character ids (a third of the frames), the rest padding
         text = torch.randint(0, model.text_num_embeds, (batch, frames // 3), generator=gen)
         return x, torch.zeros_like(x), {"text": text}, torch.rand(batch, generator=gen)
     conditions = {

@@ -100,8 +100,8 @@ def f5_golden_problem(items: int):
     name = "cfm_sample_cfg_sway_linspace"
     inputs = cases()[name]["inputs"]
     return (f"F5 parity model ({golden_file('f5tts', 'config.json').parent.name}, {name})", build_model(),
-            *f5_inputs(inputs["cond"][0], inputs["text"][0], int(inputs["duration"]), float(inputs["cfg_strength"]),
-                       items))
+            *f5_inputs(inputs["cond"][0], {"text": inputs["text"][:1].expand(items, -1)}, int(inputs["duration"]),
+                       float(inputs["cfg_strength"]), items))
 
 
 def f5_model_problem(ckpt: str | None, pretrained: str | None, text: str, ref_audio: str | None, ref_text: str,
@@ -109,24 +109,31 @@ def f5_model_problem(ckpt: str | None, pretrained: str | None, text: str, ref_au
     """A trained F5-TTS checkpoint or the published folder (loaded as the generate CLI loads them) with one
     request's text (and voice prompt), `items` noises."""
     from toolkit.generation import sources
-    from toolkit.models.f5tts.inference import estimate_frames
+    from toolkit.models.f5tts.inference import effective_durations, estimate_frames
 
     source = (sources.from_folder(pretrained, [], {}, None, recipe="f5tts") if pretrained
               else sources.from_checkpoint(ckpt, [], recipe="f5tts"))
     recipe = sources.build(source, torch.device("cpu"), torch.float32)
-    prompt = torch.zeros(0, recipe.codec.latent_dim)
+    # one chunk as F5TTS.generate makes it: the terminated transcript before the text, the length by upstream's
+    # text-length ratio (or `seconds`), at least one frame more than the tokens and the prompt
+    prompt, said = torch.zeros(0, recipe.codec.latent_dim), ""
     if ref_audio:
         prompt = recipe.codec.encode(recipe.load_prompt(ref_audio)[0][None])[0]
-        text = recipe.terminated(ref_text) + text
-    frames = (estimate_frames(prompt.shape[0], ref_text, text, 1.0) if ref_audio
-              else prompt.shape[0] + int(seconds * recipe.frame_rate))
-    ids = recipe.text.prepare(text)
+        said = recipe.terminated(ref_text)
+    frames = (estimate_frames(prompt.shape[0], said, text) if ref_audio
+              else int(seconds * recipe.frame_rate))
+    ids = recipe.text.prepare(said + text)[None]
+    frames = int(effective_durations(ids, torch.tensor([prompt.shape[0]]), frames)[0])
+    prepared = recipe.request_values({"text": said + text}, recipe.span(frames))
+    with torch.no_grad():
+        values = recipe.conditions({k: recipe.conditions[k].collate([v] * items) for k, v in prepared.items()})
     return (f"published F5 model ({source.path})" if pretrained else f"trained F5 model ({ckpt})", recipe.routed,
-            *f5_inputs(prompt, ids, frames, float(recipe.sampler.cfg_strength), items))
+            *f5_inputs(prompt, values, frames, float(recipe.sampler.cfg_strength), items))
 
 
-def f5_inputs(prompt: torch.Tensor, ids: torch.Tensor, frames: int, cfg: float, items: int):
-    """(sampler, problem) of F5's inference: the prompt's frames kept, the rest generated from `items` noises."""
+def f5_inputs(prompt: torch.Tensor, conditions: dict, frames: int, cfg: float, items: int):
+    """(sampler, problem) of F5's inference: the prompt's frames kept, the rest generated from `items` noises
+    under `conditions` (batched to `items`)."""
     from toolkit.models.f5tts.inference import sampling_inputs
     from toolkit.objectives.samplers import FlowSampler
 
@@ -135,7 +142,7 @@ def f5_inputs(prompt: torch.Tensor, ids: torch.Tensor, frames: int, cfg: float, 
     noise = torch.randn(items, frames, prompt.shape[-1], generator=torch.Generator().manual_seed(0))
     sampler = FlowSampler(cfg_strength=cfg, uncond_drop=("audio", "text"))
     return sampler, dict(noise=noise, cond=cond.expand(items, -1, -1), mask=generate.expand(items, -1),
-                         conditions={"text": ids[None].expand(items, -1)}, negative_conditions=None)
+                         conditions=conditions, negative_conditions=None)
 
 
 def golden_problem(items: int):

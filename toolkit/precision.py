@@ -54,9 +54,9 @@ AUTO_LOW_PRECISION: dict[str, LowPrecisionPolicy] = {
                 "to a fine fp32 reference as fp32 does: 1.00x upstream's grid error on the released-layout model "
                 "(its own fp16 inference 1.03x), 0.96x-1.00x on the trained demo model (docs/dit_cfm.md, error table)"),
     "dit_f5": LowPrecisionPolicy(
-        None, "a bf16 F5-TTS DiT (blocks in bf16; ends, residual stream and flow times in fp32) adds 2-3 % to "
-              "fp32's sampling error on the trained demo model (1.02x-1.03x, like upstream's own fp16 inference, "
-              "1.01x-1.03x; 1.00x on the parity model): not as accurate as fp32, so bf16 is opt-in (--dtype bf16; "
+        None, "a bf16 F5-TTS DiT (blocks in bf16; ends, residual stream and flow times in fp32) adds 1-3 % to "
+              "fp32's sampling error on the trained demo model (1.01x-1.03x; upstream's own fp16 inference 1.01x; "
+              "1.00x on the parity model): not as accurate as fp32, so bf16 is opt-in (--dtype bf16; "
               "docs/f5tts.md)"),
     "codec": LowPrecisionPolicy(None, "bf16 VAE convolutions differ from fp32 by 4e-3 mean / 1e-2 max relative "
                                       "(released size, random weights) and were not reliably faster than the fast "
